@@ -35,9 +35,9 @@ if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_av
     DEVICES.append("mps")
 
 
-@pytest.fixture(params=DEVICES)
+@pytest.fixture(params=DEVICES, scope="session")
 def device(request) -> torch.device:
-    """Each available device in turn (CPU always)."""
+    """Each available device in turn (CPU always); session-scoped, so hypothesis tests may use it."""
     return torch.device(request.param)
 
 

@@ -1,0 +1,65 @@
+"""Benchmark la_dl's norms against the built-ins (§6): ``python bench/bench_norm.py``.
+
+Times ``la_dl.norm.rms_norm`` vs ``F.rms_norm`` and ``la_dl.norm.layer_norm`` vs the fused
+``F.layer_norm`` on a (4096, 1024) float32 input with ``torch.utils.benchmark`` and prints the
+medians and the ratios. Targets: rms_norm within 1.1x, layer_norm within 10x of the built-in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+import torch.nn.functional as F
+from torch.utils import benchmark
+
+from la_dl.device import default_device, describe_device
+from la_dl.norm import layer_norm, rms_norm
+
+TARGETS = {"rms_norm": 1.1, "layer_norm": 10.0}
+
+
+def median_seconds(stmt: str, env: dict, min_run_time: float) -> float:
+    timer = benchmark.Timer(stmt=stmt, globals=env)
+    return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=4096)
+    parser.add_argument("--dim", type=int, default=1024)
+    parser.add_argument("--min-run-time", type=float, default=0.5, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating measurements per op")
+    args = parser.parse_args()
+
+    device = default_device()
+    torch.manual_seed(0)
+    x = torch.randn(args.rows, args.dim, device=device)  # (N, D)
+    weight = torch.randn(args.dim, device=device)  # (D,)
+    bias = torch.randn(args.dim, device=device)  # (D,)
+    env = {"F": F, "x": x, "w": weight, "b": bias, "D": [args.dim],
+           "rms_norm": rms_norm, "layer_norm": layer_norm}
+    pairs = {
+        "rms_norm": ("rms_norm(x, D, w)", "F.rms_norm(x, D, w)"),
+        "layer_norm": ("layer_norm(x, D, w, b)", "F.layer_norm(x, D, w, b)"),
+    }
+    print(f"{describe_device(device)}; input ({args.rows}, {args.dim}) float32")
+    print(f"{'op':<11} {'la_dl (ms)':>11} {'torch (ms)':>11} {'ratio':>7} {'target':>7}  (medians)")
+    ok = True
+    for name, (ours, theirs) in pairs.items():
+        # Alternate the two a few times: on a shared machine the load drifts between runs.
+        rounds = [(median_seconds(ours, env, args.min_run_time),
+                   median_seconds(theirs, env, args.min_run_time)) for _ in range(args.rounds)]
+        t_ours = statistics.median(a for a, _ in rounds)
+        t_theirs = statistics.median(b for _, b in rounds)
+        ratio = statistics.median(a / b for a, b in rounds)
+        ok &= ratio <= TARGETS[name]
+        print(f"{name:<11} {t_ours * 1e3:>11.3f} {t_theirs * 1e3:>11.3f} {ratio:>6.2f}x "
+              f"{TARGETS[name]:>6.1f}x")
+    print("all targets met" if ok else "target missed")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -22,7 +22,9 @@ from la_dl.device import seed_everything  # noqa: E402
 from la_dl.plots import registry  # noqa: E402
 
 
-def export(out: pathlib.Path, pattern: str = "*", formats: tuple[str, ...] = ("svg", "png")) -> list[pathlib.Path]:
+def export(
+    out: pathlib.Path, pattern: str = "*", formats: tuple[str, ...] = ("svg", "png")
+) -> list[pathlib.Path]:
     """Draw the figures whose names match ``pattern`` and save them under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     written = []

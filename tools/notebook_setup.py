@@ -66,8 +66,8 @@ def sync(path: pathlib.Path, source: str, check: bool) -> bool:
     index = _setup_cell_index(cells)
     lines = source.splitlines(keepends=True)
     if index is None:
-        # Insert after the leading markdown (title and learning goals).
-        index = next((i for i, c in enumerate(cells) if c["cell_type"] == "code"), len(cells))
+        # Insert right after the opening markdown cell (title and learning goals).
+        index = 1 if cells and cells[0]["cell_type"] == "markdown" else 0
         cells.insert(index, {"cell_type": "code", "execution_count": None, "id": "setup",
                              "metadata": {}, "outputs": [], "source": []})
     cell = cells[index]

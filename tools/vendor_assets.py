@@ -105,12 +105,19 @@ def stage_widgets(require_offline: bool) -> bool:
     return True
 
 
+def stage_glue() -> None:
+    """Our own glue script (tools/assets/), served beside the vendored files."""
+    for path in (ROOT / "tools" / "assets").glob("*.js"):
+        shutil.copy2(path, OUT / path.name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--require-offline", action="store_true")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     stage_mathjax()
+    stage_glue()
     offline = stage_widgets(args.require_offline)
     size = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file()) / 2**20
     print(f"vendor_assets: staged {size:.1f} MiB in {OUT.relative_to(ROOT)} "

@@ -20,13 +20,19 @@ heads, ``L`` target (query) length, ``S`` source (key) length, ``E`` query/key f
 
 from __future__ import annotations
 
+import ctypes
 import math
+import re
+import sys
+import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from la_dl._checks import check_floating, check_same, check_tensor
+from la_dl.device import synchronize
 
 __all__ = [
     "AttentionSteps",
@@ -34,6 +40,9 @@ __all__ = [
     "scaled_dot_product_attention",
     "tiled_attention",
     "MultiHeadAttention",
+    "score_matrix_bytes",
+    "time_and_peak_memory",
+    "peak_memory",
 ]
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -320,6 +329,100 @@ def tiled_attention(
         out_blocks.append(acc / l_sum[..., None])  # (B, Lb, Ev)  softmax(s)V for this block
     out = torch.cat(out_blocks, dim=1)  # (B, L, Ev)
     return out.reshape(*batch, L, Ev).to(out_dtype)  # (..., L, Ev)
+
+
+# ----------------------------------------------------------------------------------------
+# Measuring the O(n²) cost (§4.4)
+# ----------------------------------------------------------------------------------------
+
+
+def score_matrix_bytes(n: int, heads: int = 8, element_size: int = 4, batch: int = 1) -> int:
+    """Bytes of one ``(batch, heads, n, n)`` score matrix: what the naive form must store."""
+    return batch * heads * n * n * element_size
+
+
+def _rss_bytes(field: str) -> int:
+    status = open("/proc/self/status").read()  # Linux only; the caller checks
+    return int(re.search(rf"{field}:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
+
+
+def time_and_peak_memory(
+    fn: Callable[[], object], device: torch.device | str, repeats: int = 3
+) -> tuple[float, int | None]:
+    """Best wall time of ``fn()`` over ``repeats`` calls, and :func:`peak_memory` of one call.
+
+    The best, not the mean: other processes only ever add time. Kernels are synchronised
+    before the clock is read.
+    """
+    device = torch.device(device)
+    fn()  # warm-up
+    synchronize(device)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best, peak_memory(fn, device)
+
+
+def peak_memory(fn: Callable[[], object], device: torch.device | str) -> int | None:
+    """The peak memory (bytes) that one call ``fn()`` adds to what was allocated before it.
+
+    Output included, measured by the allocator of the device:
+
+    * CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``;
+    * CPU on Linux: the process's peak resident set (``VmHWM``), reset before the call by
+      writing ``5`` to ``/proc/self/clear_refs``, minus the resident set before it. This
+      counts every page a kernel touches, the built-ins' internal buffers included (also
+      anything else the process allocates meanwhile: an upper bound). So that freed memory
+      is not silently reused, glibc first returns its free pages (``malloc_trim``) and is
+      told (``mallopt``) to serve every block over 64 KiB from fresh pages, for this call;
+      smaller blocks can hide, which matters at the resolution of a few MiB, not of the
+      n² matrix.
+    * elsewhere: ``None`` (not measured).
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        out = fn()
+        synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device) - before
+        del out
+        return peak
+    if device.type == "cpu" and sys.platform.startswith("linux"):
+        return _cpu_peak_bytes(fn)
+    return None
+
+
+def _cpu_peak_bytes(fn: Callable[[], object]) -> int | None:
+    """Peak resident memory added by ``fn()`` on Linux (see :func:`time_and_peak_memory`)."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        mallopt = None
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, 64 * 1024)
+        mallopt(M_TRIM_THRESHOLD, 0)
+        libc.malloc_trim(0)  # hand the pages freed so far back to the OS
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak resident set to the current one
+        before = _rss_bytes("VmRSS")
+        out = fn()
+        peak = max(_rss_bytes("VmHWM") - before, 0)
+        del out
+        return peak
+    except OSError:
+        return None
+    finally:
+        if mallopt is not None:  # back to (about) glibc's grown defaults, for fast timings
+            mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)
+            mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024)
 
 
 # ----------------------------------------------------------------------------------------

@@ -14,8 +14,11 @@ from torch import nn
 from la_dl.attention import (
     MultiHeadAttention,
     attention_steps,
+    peak_memory,
     scaled_dot_product_attention,
+    score_matrix_bytes,
     tiled_attention,
+    time_and_peak_memory,
 )
 
 # The `device` fixture is parametrised per test, not per example: that is what we want.
@@ -384,3 +387,25 @@ def test_mha_errors():
         mha(x, x, x, key_padding_mask=torch.zeros(5, dtype=torch.bool))
     with pytest.raises(TypeError, match="MultiHeadAttention: expected key_padding_mask to be a torch"):
         mha(x, x, x, key_padding_mask=[0])
+
+
+# ---------------------------------------------------------------------------------------
+# Cost measurement helpers (used by the notebook and bench/bench_attention.py)
+# ---------------------------------------------------------------------------------------
+
+
+def test_score_matrix_bytes():
+    assert score_matrix_bytes(100, heads=8) == torch.empty(1, 8, 100, 100).nbytes
+    assert score_matrix_bytes(8192, heads=8) == 2 * 2**30  # the 2 GiB of §4.4
+
+
+def test_peak_memory_sees_a_large_allocation(device):
+    n = 16 * 2**20  # 64 MiB of float32
+    peak = peak_memory(lambda: torch.ones(n, device=device), device)
+    if peak is None:
+        pytest.skip("peak memory is not measurable on this platform")
+    assert 0.95 * 4 * n <= peak <= 4 * n + 16 * 2**20
+    small = peak_memory(lambda: torch.ones(16, device=device), device)
+    assert small < 4 * 2**20
+    seconds, peak2 = time_and_peak_memory(lambda: torch.ones(n, device=device), device, repeats=1)
+    assert seconds > 0 and peak2 >= 0.95 * 4 * n

@@ -1,0 +1,111 @@
+"""Benchmark la_dl's attention against the built-in (§4.4): ``python bench/bench_attention.py``.
+
+For n = 512 … 8192 (batch 1, 8 heads, head size 64, float32), full and causal, it times
+
+* ``tiled``: ``la_dl.attention.tiled_attention`` (online softmax over key blocks),
+* ``naive``: ``la_dl.attention.scaled_dot_product_attention`` (the four steps of §4.2,
+  which store the (8, n, n) scores, scaled scores and weights),
+* ``torch``: ``F.scaled_dot_product_attention``,
+
+with ``torch.utils.benchmark`` (medians), and the peak extra memory of one call with
+``la_dl.attention.peak_memory`` (on a CPU: the rise of the process's peak resident set over
+the call, glibc told to return freed pages first; on CUDA: the caching allocator's peak).
+The naive form is skipped above ``--naive-max-n`` (default 4096: at 8192 it would need about
+4 × 2 GiB on a machine shared with others); its memory there is extrapolated, and says so.
+
+Target: tiled within 2.5x of torch at every n, and its extra memory linear in n
+(tens of MiB at n = 8192, against GiBs for the naive form).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+import torch.nn.functional as F
+from torch.utils import benchmark
+
+from la_dl.attention import peak_memory, scaled_dot_product_attention, tiled_attention
+from la_dl.device import default_device, describe_device
+
+TARGET_RATIO = 2.5
+MIB = 2**20
+
+
+def median_seconds(fn, min_run_time: float) -> float:
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
+    return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
+def attention_calls(q, k, v, causal: bool, block_size: int) -> dict:
+    """The three forms of the same attention, as zero-argument callables."""
+    return {
+        "torch": lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal),
+        "tiled": lambda: tiled_attention(q, k, v, block_size=block_size, is_causal=causal),
+        "naive": lambda: scaled_dot_product_attention(q, k, v, is_causal=causal),
+    }
+
+
+def mib(b: int | None, width: int = 9) -> str:
+    return f"{b / MIB:{width}.1f}" if b is not None else f"{'n/a':>{width}}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048, 4096, 8192])
+    parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--head-dim", type=int, default=64)
+    parser.add_argument("--block-size", type=int, default=128)
+    parser.add_argument("--naive-max-n", type=int, default=4096)
+    parser.add_argument("--min-run-time", type=float, default=0.2, help="seconds per timing")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating tiled/torch timings per point (the load drifts)")
+    args = parser.parse_args()
+
+    device = default_device()
+    print(f"{describe_device(device)}; batch 1, {args.heads} heads, d={args.head_dim}, float32, "
+          f"block_size={args.block_size}")
+    header = (f"{'mask':<6} {'n':>5} | {'torch ms':>9} {'tiled ms':>9} {'ratio':>6} "
+              f"{'naive ms':>9} | {'torch MiB':>9} {'tiled MiB':>9} {'naive MiB':>10}")
+    print(header)
+    print("-" * len(header))
+    ok = True
+    worst = 0.0
+    for causal in (False, True):
+        naive_mib_last = None
+        n_last = None
+        for n in args.sizes:
+            torch.manual_seed(0)
+            q, k, v = (torch.randn(1, args.heads, n, args.head_dim, device=device) for _ in range(3))
+            fns = attention_calls(q, k, v, causal, args.block_size)
+            with torch.no_grad():
+                rounds = [(median_seconds(fns["tiled"], args.min_run_time),
+                           median_seconds(fns["torch"], args.min_run_time))
+                          for _ in range(args.rounds)]
+                t_tiled = statistics.median(a for a, _ in rounds)
+                t_torch = statistics.median(b for _, b in rounds)
+                ratio = statistics.median(a / b for a, b in rounds)
+                mem = {name: peak_memory(fns[name], device) for name in ("torch", "tiled")}
+                if n <= args.naive_max_n:
+                    t_naive = f"{median_seconds(fns['naive'], args.min_run_time) * 1e3:9.1f}"
+                    naive_mib_last, n_last = peak_memory(fns["naive"], device), n
+                    naive_mem = mib(naive_mib_last, 10)
+                else:
+                    t_naive = f"{'skipped':>9}"
+                    est = (naive_mib_last or 0) * (n / n_last) ** 2 / MIB if n_last else 0
+                    naive_mem = f"~{est:8.0f}*"
+            ok &= ratio <= TARGET_RATIO
+            worst = max(worst, ratio)
+            print(f"{'causal' if causal else 'full':<6} {n:>5} | {t_torch * 1e3:9.1f} "
+                  f"{t_tiled * 1e3:9.1f} {ratio:5.2f}x {t_naive} | {mib(mem['torch'])} "
+                  f"{mib(mem['tiled'])} {naive_mem}")
+            del q, k, v, fns
+    print("* not run: the naive form's memory extrapolated as n² from the largest n measured")
+    print(f"worst tiled/torch time ratio {worst:.2f}x (target <= {TARGET_RATIO}x): "
+          f"{'met' if ok else 'MISSED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

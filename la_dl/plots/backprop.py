@@ -55,8 +55,8 @@ def forward_backward_flow(batch: int = 4, d_in: int = 3, d_out: int = 2) -> Figu
     _node(ax, xs[2], bottom, r"$\partial L/\partial H$", f"({B}, {m})", ORANGE)
     _arrow(ax, (xs[3], top - 0.3), (xs[2], bottom), "① upstream", ORANGE, offset=0.1)
     _arrow(ax, (xs[2], bottom), (xs[1], bottom), r"② $\odot\,\sigma'(Z)$", ORANGE)
-    _arrow(ax, (xs[1], bottom), (xs[0], bottom), r"④ $\Delta W$ (per sample $W^\top\delta$)", RED,
-           offset=-0.32)
+    _arrow(ax, (xs[1], bottom), (xs[0], bottom), "④ $\\Delta W$\n(per sample $W^\\top\\delta$)", RED,
+           offset=-0.45)
     # parameter gradients
     _node(ax, 3.0, low, r"$\partial L/\partial W = \Delta^\top X$", f"({m}, {n}) = shape of W", GREEN)
     _node(ax, 6.4, low, r"$\partial L/\partial b = \Delta^\top \mathbf{1}$", f"({m},) = shape of b", GREEN)

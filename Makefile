@@ -36,7 +36,7 @@ html-strict: $(STAMP)
 test: lint unit nbval html-strict browser
 
 lint: $(STAMP)
-	$(BIN)/ruff check la_dl tests tools
+	$(BIN)/ruff check la_dl tests tools _ext bench
 	$(BIN)/python tools/notebook_setup.py --check
 
 unit: $(STAMP)

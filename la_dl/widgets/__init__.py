@@ -79,8 +79,14 @@ def _view(result: DrawResult, dpi: int) -> tuple[bytes, str]:
     return render_png(fig, dpi), summary
 
 
-def _leaf(png: bytes, summary: str) -> W.VBox:
-    return W.VBox([W.Image(value=png, format="png"), W.HTML(value=summary)])
+def _state_label(state: Mapping[str, Any]) -> str:
+    """``"name=value|..."``: how a page (and the browser test) names a state of the grid."""
+    return "|".join(f"{name}={_label(value)}" for name, value in state.items())
+
+
+def _leaf(png: bytes, summary: str, state: Mapping[str, Any]) -> W.VBox:
+    marker = f'<span class="la-dl-state" hidden>{_html.escape(_state_label(state))}</span>'
+    return W.VBox([W.Image(value=png, format="png"), W.HTML(value=summary + marker)])
 
 
 def explorable(
@@ -196,7 +202,7 @@ def _static_tree(
 
     def build(level: int, prefix: tuple) -> W.Widget:
         if level == len(names):
-            return _leaf(*views[prefix])
+            return _leaf(*views[prefix], dict(zip(names, prefix)))
         name = names[level]
         children = [build(level + 1, (*prefix, v)) for v in grids[name]]
         stack = W.Stack(children=children, selected_index=grids[name].index(start[name]))

@@ -495,8 +495,8 @@ def im2col_blowup(
     .. math:: \\frac{C K_h K_w H_{out} W_{out}}{C H W} \\approx \\frac{K^2}{s^2}
 
     ``input_size`` is ``(N, C, H, W)``, ``(C, H, W)`` or ``(H, W)``; the ratio depends only on
-    ``(H, W)``. With "same" padding and stride 1 every pixel is copied into exactly
-    ``K^2`` columns (border pixels are paired with zeros of the padding).
+    ``(H, W)``. With "same" padding and stride 1 the ratio is exactly ``K^2``: every interior
+    pixel is copied into ``K^2`` columns, border pixels into fewer, and padding zeros fill the rest.
     """
     fn = "im2col_blowup"
     if not isinstance(input_size, Sequence) or len(input_size) not in (2, 3, 4):

@@ -1,0 +1,434 @@
+"""What each operation of the chapter costs: FLOPs, bytes moved, arithmetic intensity, time.
+
+Two halves, one convention (a multiply-add is 2 FLOPs, as in ``torch.utils.flop_counter``):
+
+**A Transformer encoder, component by component** (§4, §5, §6; the BERT-tiny exercise).
+:class:`EncoderConfig` describes a stack of post-norm encoder layers (BERT-tiny is
+:data:`BERT_TINY`: 2 layers, ``d_model`` 128, 2 heads, FFN 512) and :func:`encoder_flops`
+counts, for a batch of ``N`` sequences of length ``L`` (``E`` = ``d_model``, ``F`` =
+``dim_feedforward``, ``H`` heads of size ``D = E/H``), per layer:
+
+========================  ==========================  ==========================================
+component                 matmul FLOPs                other FLOPs (convention below)
+========================  ==========================  ==========================================
+``attention_projections``  ``4 · 2NLE²`` (Wᵠ,Wᴷ,Wⱽ,Wᴼ)  biases: ``4NLE``
+``attention_scores``       ``2NHL²D = 2NL²E`` (QKᵀ)     scale ``NHL²``, softmax ``5NHL²``
+``attention_values``       ``2NL²E`` (softmax · V)      –
+``ffn``                    ``2 · 2NLEF`` (W₁, W₂)       biases ``NL(F+E)``, activation ``NLF``
+``norm``                   –                           ``2 · NL · norm_flops(E)`` (two per layer)
+``residual``               –                           ``2NLE`` (two sums per layer)
+========================  ==========================  ==========================================
+
+**What ``FlopCounterMode`` counts, and what it does not.** It counts matrix products only
+(``mm``, ``addmm``, ``bmm``, convolutions and the fused attention kernels of CUDA), 2 FLOPs
+per multiply-add; bias additions inside ``addmm`` are *not* counted, nor is any elementwise
+op or reduction (scale, softmax, activation, residual, LayerNorm). So the ``matmul`` column
+above, summed, is exactly what it reports (:func:`matmul_flops`, tested for equality). Two
+blind spots of torch's own layer, where the counter sees less than the work done:
+
+* ``nn.TransformerEncoderLayer`` in ``eval()`` under ``torch.no_grad()`` takes a fused fast
+  path (``aten._transformer_encoder_layer_fwd``) that the counter does not know: it reports 0;
+* on a CPU, ``F.scaled_dot_product_attention`` runs ``_scaled_dot_product_flash_attention_for_cpu``,
+  which has no FLOP formula: the ``4NL²E`` of the attention core go missing. Under
+  ``torch.nn.attention.sdpa_kernel(SDPBackend.MATH)`` the core is plain ``bmm`` s and counted.
+
+The ``other`` column is a convention (torch has no official one): one FLOP per elementwise
+result, a reduction over ``d`` values costs ``d``, a softmax over a row of ``S`` costs ``5S``
+(max, subtract, exp, sum, divide), any activation 1 per element; normalisation follows
+:func:`la_dl.norm.norm_flops`. Embeddings, masks, dropout and a final norm are not counted.
+
+**Any operation of the chapter as a roofline point** (the cost appendix). :class:`OpCost`
+holds an operation's FLOPs and the bytes it must at least move (read every input once, write
+every output once); their ratio, the arithmetic intensity, says whether the device's
+arithmetic or its memory bandwidth bounds it. :func:`median_time` measures an operation
+with ``torch.utils.benchmark``: the benchmark suite (``python -m bench``) and the appendix
+notebook both use these functions, so the book shows the numbers the benchmarks check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils import benchmark
+from torch.utils.flop_counter import FlopCounterMode
+
+from la_dl._checks import check_positive_int
+from la_dl.norm import norm_flops
+
+__all__ = [
+    "EncoderConfig",
+    "BERT_TINY",
+    "Flops",
+    "COMPONENTS",
+    "GROUPS",
+    "encoder_flops",
+    "group_flops",
+    "matmul_flops",
+    "total_flops",
+    "count_matmul_flops",
+    "torch_encoder",
+    "OpCost",
+    "linear_cost",
+    "mlp_backward_cost",
+    "conv2d_cost",
+    "attention_cost",
+    "norm_cost",
+    "median_time",
+]
+
+COMPONENTS = (
+    "attention_projections",
+    "attention_scores",
+    "attention_values",
+    "ffn",
+    "norm",
+    "residual",
+)
+# The three-way split of the BERT-tiny exercise: attention, FFN, normalisation (+ residual sums).
+GROUPS = {
+    "attention": ("attention_projections", "attention_scores", "attention_values"),
+    "ffn": ("ffn",),
+    "norm": ("norm",),
+    "residual": ("residual",),
+}
+SOFTMAX_FLOPS_PER_ELEMENT = 5  # max, subtract, exp, sum, divide
+
+
+# ----------------------------------------------------------------------------------------
+# A Transformer encoder, component by component
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """A stack of ``num_layers`` encoder layers as in ``nn.TransformerEncoderLayer`` (§5.1).
+
+    ``norm`` is ``"layer"`` (LayerNorm, as in BERT) or ``"rms"`` (RMSNorm, §6.2); it only
+    changes the ``norm`` component of :func:`encoder_flops`.
+    """
+
+    num_layers: int = 2
+    d_model: int = 128
+    nhead: int = 2
+    dim_feedforward: int = 512
+    norm: str = "layer"
+
+    def __post_init__(self) -> None:
+        fn = "EncoderConfig"
+        for name in ("num_layers", "d_model", "nhead", "dim_feedforward"):
+            check_positive_int(name, fn, getattr(self, name))
+        if self.d_model % self.nhead:
+            raise ValueError(
+                f"{fn}: expected d_model divisible by nhead but got d_model={self.d_model}, "
+                f"nhead={self.nhead}"
+            )
+        if self.norm not in ("layer", "rms"):
+            raise ValueError(f"{fn}: expected norm 'layer' or 'rms' but got {self.norm!r}")
+
+    @property
+    def head_dim(self) -> int:
+        """``D = d_model / nhead``, the size of each head's subspace (§4.3)."""
+        return self.d_model // self.nhead
+
+
+BERT_TINY = EncoderConfig(num_layers=2, d_model=128, nhead=2, dim_feedforward=512)
+
+
+@dataclass(frozen=True)
+class Flops:
+    """FLOPs of one component, split by what ``FlopCounterMode`` can see.
+
+    ``matmul``: matrix products (what ``FlopCounterMode`` counts, 2 per multiply-add);
+    ``other``: elementwise ops and reductions, by the convention of this module's docstring.
+    """
+
+    matmul: int
+    other: int
+
+    @property
+    def total(self) -> int:
+        return self.matmul + self.other
+
+    def __add__(self, other: Flops) -> Flops:
+        return Flops(self.matmul + other.matmul, self.other + other.other)
+
+    def __mul__(self, k: int) -> Flops:
+        return Flops(self.matmul * k, self.other * k)
+
+    __rmul__ = __mul__
+
+
+def _check_config(fn: str, config: object) -> EncoderConfig:
+    if not isinstance(config, EncoderConfig):
+        raise TypeError(f"{fn}: expected config to be an EncoderConfig but got {type(config).__name__}")
+    return config
+
+
+def encoder_flops(config: EncoderConfig, seq_len: int, batch: int = 1) -> dict[str, Flops]:
+    """FLOPs of a forward pass of the whole stack, per component (see the module docstring).
+
+    ``seq_len`` is ``L`` and ``batch`` is ``N``: the input is ``(N, L, d_model)``. Returns a
+    dict ordered as :data:`COMPONENTS`, each value summed over the ``num_layers`` layers.
+    Example (BERT-tiny, one sequence of 128 tokens)::
+
+        >>> flops = encoder_flops(BERT_TINY, seq_len=128)
+        >>> flops["ffn"].matmul          # 2 layers · 2 GEMMs · 2·128·128·512
+        67108864
+    """
+    fn = "encoder_flops"
+    _check_config(fn, config)
+    L = check_positive_int("seq_len", fn, seq_len)
+    N = check_positive_int("batch", fn, batch)
+    E, H, F = config.d_model, config.nhead, config.dim_feedforward
+    tokens = N * L  # every row of the (N·L, E) activation matrix
+    scores = N * H * L * L  # entries of the (N, H, L, L) score tensor
+    per_layer = {
+        # Q, K, V and the output projection: four (N·L, E) x (E, E) GEMMs, plus their biases.
+        "attention_projections": Flops(4 * 2 * tokens * E * E, 4 * tokens * E),
+        # QKᵀ per head: (L, D) x (D, L), H·D = E; then ÷√d_k and the row-wise softmax.
+        "attention_scores": Flops(2 * N * L * L * E, scores + SOFTMAX_FLOPS_PER_ELEMENT * scores),
+        # softmax(·) V per head: (L, L) x (L, D).
+        "attention_values": Flops(2 * N * L * L * E, 0),
+        # W₁ (F, E) expands, W₂ (E, F) projects back; biases F + E, activation F per token.
+        "ffn": Flops(2 * 2 * tokens * E * F, tokens * (F + E) + tokens * F),
+        # Two normalisations per layer (after attention, after the FFN), one row per token.
+        "norm": Flops(0, 2 * tokens * sum(norm_flops(config.norm, E).values())),
+        # x + SA(x) and x + FFN(x).
+        "residual": Flops(0, 2 * tokens * E),
+    }
+    return {name: per_layer[name] * config.num_layers for name in COMPONENTS}
+
+
+def group_flops(flops: dict[str, Flops]) -> dict[str, Flops]:
+    """Sum :func:`encoder_flops`' components into :data:`GROUPS` (attention, ffn, norm, residual)."""
+    missing = [name for name in COMPONENTS if name not in flops]
+    if missing:
+        raise ValueError(f"group_flops: expected the components {COMPONENTS} but got {tuple(flops)}")
+    return {
+        group: sum((flops[name] for name in names), Flops(0, 0)) for group, names in GROUPS.items()
+    }
+
+
+def matmul_flops(config: EncoderConfig, seq_len: int, batch: int = 1, backward: bool = False) -> int:
+    """The matmul FLOPs of the stack: exactly what ``FlopCounterMode`` reports for it.
+
+    Forward: ``num_layers · (8NLE² + 4NL²E + 4NLEF)``. With ``backward=True`` the backward
+    pass is added: every product ``Y = AB`` costs two more of the same size (``∂A = ∂Y Bᵀ``,
+    ``∂B = Aᵀ ∂Y``, §2.2), so the total is 3x the forward, provided the input requires grad
+    (otherwise the first layer's input gradient is never formed).
+    """
+    forward = sum(c.matmul for c in encoder_flops(config, seq_len, batch).values())
+    return 3 * forward if backward else forward
+
+
+def total_flops(config: EncoderConfig, seq_len: int, batch: int = 1) -> int:
+    """All forward FLOPs of the stack: matmuls plus the elementwise convention."""
+    return sum(c.total for c in encoder_flops(config, seq_len, batch).values())
+
+
+def count_matmul_flops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+    """Run ``fn(*args, **kwargs)`` under ``FlopCounterMode`` and return its total (matmuls only).
+
+    A thin wrapper that reads nothing else: compare it with :func:`matmul_flops`. For
+    ``nn.TransformerEncoder`` on a CPU, call it inside
+    ``torch.nn.attention.sdpa_kernel(SDPBackend.MATH)`` (see the module docstring).
+    """
+    if not callable(fn):
+        raise TypeError(f"count_matmul_flops: expected fn to be callable but got {type(fn).__name__}")
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn(*args, **kwargs)
+    return counter.get_total_flops()
+
+
+def torch_encoder(
+    config: EncoderConfig,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> nn.TransformerEncoder:
+    """``nn.TransformerEncoder`` of ``config`` (post-norm, ReLU, no dropout, ``batch_first``).
+
+    Only ``norm="layer"`` exists in torch's layer; an RMSNorm config is refused.
+    """
+    fn = "torch_encoder"
+    _check_config(fn, config)
+    if config.norm != "layer":
+        raise ValueError(
+            f"{fn}: expected norm 'layer' (torch's layer has no RMSNorm) but got {config.norm!r}"
+        )
+    layer = nn.TransformerEncoderLayer(
+        config.d_model, config.nhead, config.dim_feedforward, dropout=0.0, batch_first=True,
+        device=device, dtype=dtype,
+    )
+    return nn.TransformerEncoder(layer, config.num_layers, enable_nested_tensor=False)
+
+
+# ----------------------------------------------------------------------------------------
+# Any operation as a roofline point: FLOPs, bytes moved, arithmetic intensity
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """One operation at one size: its shapes, FLOPs and the bytes it must at least move."""
+
+    name: str
+    shapes: str  # e.g. "(256, 512) x (512, 512)ᵀ"
+    flops: int
+    bytes_moved: int
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity, FLOPs per byte: high means compute-bound, low memory-bound."""
+        return self.flops / self.bytes_moved
+
+
+def _sizes(fn: str, **sizes: object) -> None:
+    for name, value in sizes.items():
+        check_positive_int(name, fn, value)
+
+
+def linear_cost(batch: int, d_in: int, d_out: int, element_size: int = 4) -> OpCost:
+    """``Y = X Wᵀ``, ``X: (B, d_in)``, ``W: (d_out, d_in)`` (§1.3): ``2 B d_in d_out`` FLOPs.
+
+    Bytes: read ``X`` and ``W``, write ``Y``. At ``B = 1`` the intensity is below 0.5 FLOP/byte
+    for any width (a matrix-vector product is memory-bound); it grows like ``B`` until ``W``'s
+    bytes no longer dominate.
+    """
+    _sizes("linear_cost", batch=batch, d_in=d_in, d_out=d_out, element_size=element_size)
+    flops = 2 * batch * d_in * d_out
+    moved = element_size * (batch * d_in + d_out * d_in + batch * d_out)
+    return OpCost("linear", f"({batch}, {d_in}) x ({d_out}, {d_in})ᵀ", flops, moved)
+
+
+def mlp_backward_cost(batch: int, sizes: tuple[int, ...], element_size: int = 4) -> OpCost:
+    """The backward pass of an MLP with layer widths ``sizes`` (§2.2), matmuls only.
+
+    Per layer ``d_in → d_out``: ``∂W = Δᵀ X`` and ``∂X = Δ W`` are two GEMMs of
+    ``2 B d_in d_out`` FLOPs each (the first layer's ``∂X`` is skipped: nobody needs it).
+    Bytes: read ``Δ``, ``X``, ``W``; write ``∂W`` and ``∂X``.
+    """
+    fn = "mlp_backward_cost"
+    if len(sizes) < 2:
+        raise ValueError(f"{fn}: expected at least two layer widths but got {tuple(sizes)}")
+    _sizes(fn, batch=batch, element_size=element_size, **{f"sizes[{i}]": s for i, s in enumerate(sizes)})
+    flops = moved = 0
+    for layer, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        first = layer == 0
+        flops += 2 * batch * d_in * d_out * (1 if first else 2)
+        reads = batch * d_out + batch * d_in + d_out * d_in  # Δ, X, W
+        writes = d_out * d_in + (0 if first else batch * d_in)  # ∂W, ∂X
+        moved += element_size * (reads + writes)
+    return OpCost("mlp backward", f"B={batch}, widths {tuple(sizes)}", flops, moved)
+
+
+def conv2d_cost(
+    batch: int,
+    in_channels: int,
+    size: int,
+    out_channels: int,
+    kernel_size: int,
+    padding: int = 0,
+    stride: int = 1,
+    element_size: int = 4,
+    im2col: bool = False,
+) -> OpCost:
+    """A square ``K x K`` convolution of an ``(N, C_in, S, S)`` input (§3.2).
+
+    FLOPs ``2 N C_out S_out² C_in K²`` (the GEMM ``W_row X_col``). Bytes: input, weight and
+    output once; with ``im2col=True`` also writing and reading back ``X_col``, about ``K²``
+    times the input: the memory the im2col route pays for its one big GEMM.
+    """
+    fn = "conv2d_cost"
+    _sizes(fn, batch=batch, in_channels=in_channels, size=size, out_channels=out_channels,
+           kernel_size=kernel_size, stride=stride, element_size=element_size)
+    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"{fn}: expected padding to be an int >= 0 but got {padding!r}")
+    out = (size + 2 * padding - kernel_size) // stride + 1
+    if out < 1:
+        raise ValueError(
+            f"{fn}: expected the kernel ({kernel_size}) to fit the padded input ({size} + 2·{padding}) "
+            f"but got an output of size {out}"
+        )
+    patch = in_channels * kernel_size**2  # one column of X_col
+    flops = 2 * batch * out_channels * out * out * patch
+    moved = batch * in_channels * size * size + out_channels * patch + batch * out_channels * out * out
+    if im2col:
+        moved += 2 * batch * patch * out * out  # write X_col, read it back for the GEMM
+    K = kernel_size
+    shapes = f"({batch}, {in_channels}, {size}, {size}) * ({out_channels}, {in_channels}, {K}, {K})"
+    return OpCost("conv2d (im2col)" if im2col else "conv2d", shapes, flops, element_size * moved)
+
+
+def attention_cost(
+    seq_len: int,
+    head_dim: int = 64,
+    heads: int = 8,
+    batch: int = 1,
+    element_size: int = 4,
+    tiled: bool = False,
+    block_size: int = 128,
+) -> OpCost:
+    """``softmax(QKᵀ/√d_k) V`` for ``Q, K, V: (N, H, n, d)`` (§4.2, §4.4).
+
+    FLOPs: ``2·2 N H n² d`` for the two matmuls plus ``6 N H n²`` for the scale and the
+    softmax. Bytes: the naive four steps write and read the ``(N, H, n, n)`` matrix three
+    times over (scores, scaled, weights); the tiled form never stores it but reads ``K``
+    and ``V`` once per block of ``block_size`` queries. Naive traffic grows like ``n²``,
+    tiled like ``n²d/block_size``, and its *memory* only like ``n``.
+    """
+    fn = "attention_cost"
+    _sizes(fn, seq_len=seq_len, head_dim=head_dim, heads=heads, batch=batch,
+           element_size=element_size, block_size=block_size)
+    n, d, NH = seq_len, head_dim, batch * heads
+    flops = NH * (2 * 2 * n * n * d + (1 + SOFTMAX_FLOPS_PER_ELEMENT) * n * n)
+    qkvo = 4 * NH * n * d
+    if tiled:
+        blocks = -(-n // block_size)  # ⌈n / block⌉ query blocks, each streams K and V
+        moved = qkvo + 2 * NH * n * d * (blocks - 1)
+    else:
+        moved = qkvo + 3 * 2 * NH * n * n  # each of the three n×n steps written, then read
+    name = "attention (tiled)" if tiled else "attention (naive)"
+    return OpCost(name, f"({batch}, {heads}, {n}, {d}) x3", flops, element_size * moved)
+
+
+def norm_cost(kind: str, rows: int, d: int, element_size: int = 4) -> OpCost:
+    """LayerNorm or RMSNorm of a ``(rows, d)`` matrix with affine parameters (§6).
+
+    FLOPs: ``rows ·`` :func:`la_dl.norm.norm_flops`. Bytes: read ``x`` and the parameters
+    (``γ, β`` or ``γ``), write ``y``. Intensity is a few FLOPs per byte at any size: a
+    normalisation is always memory-bound, which is why the fused built-ins win.
+    """
+    fn = "norm_cost"
+    if kind not in ("layer", "rms"):
+        raise ValueError(f"{fn}: expected kind 'layer' or 'rms' but got {kind!r}")
+    _sizes(fn, rows=rows, d=d, element_size=element_size)
+    flops = rows * sum(norm_flops(kind, d).values())
+    params = 2 * d if kind == "layer" else d
+    moved = element_size * (2 * rows * d + params)
+    return OpCost(f"{kind}_norm", f"({rows}, {d})", flops, moved)
+
+
+# ----------------------------------------------------------------------------------------
+# Measured time
+# ----------------------------------------------------------------------------------------
+
+
+def median_time(fn: Callable[[], object], min_run_time: float = 0.2, num_threads: int | None = None) -> float:
+    """Median seconds per call of ``fn()``, measured by ``torch.utils.benchmark``.
+
+    ``blocked_autorange`` warms up, picks a number of calls per block so that the clock's
+    resolution does not matter, synchronises CUDA, and runs blocks for ``min_run_time``
+    seconds; the median over blocks shrugs off the bursts of a shared machine.
+    """
+    if not callable(fn):
+        raise TypeError(f"median_time: expected fn to be callable but got {type(fn).__name__}")
+    if not min_run_time > 0:
+        raise ValueError(f"median_time: expected min_run_time > 0 but got {min_run_time!r}")
+    threads = num_threads if num_threads is not None else torch.get_num_threads()
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    return timer.blocked_autorange(min_run_time=min_run_time).median

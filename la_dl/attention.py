@@ -31,7 +31,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from la_dl._checks import check_floating, check_same, check_tensor
+from la_dl._checks import check_floating, check_positive_int, check_same, check_tensor
 from la_dl.device import synchronize
 
 __all__ = [
@@ -40,6 +40,11 @@ __all__ = [
     "scaled_dot_product_attention",
     "tiled_attention",
     "MultiHeadAttention",
+    "dot_product_variance",
+    "SoftmaxStatistics",
+    "softmax_saturation",
+    "DigitsLookup",
+    "digits_lookup",
     "score_matrix_bytes",
     "time_and_peak_memory",
     "peak_memory",
@@ -329,6 +334,109 @@ def tiled_attention(
         out_blocks.append(acc / l_sum[..., None])  # (B, Lb, Ev)  softmax(s)V for this block
     out = torch.cat(out_blocks, dim=1)  # (B, L, Ev)
     return out.reshape(*batch, L, Ev).to(out_dtype)  # (..., L, Ev)
+
+
+# ----------------------------------------------------------------------------------------
+# The experiments of §4.2: why √d_k, and a real lookup
+# ----------------------------------------------------------------------------------------
+
+
+def dot_product_variance(
+    d_k: int, n_samples: int = 20_000, scale: float = 1.0, generator: torch.Generator | None = None
+) -> float:
+    """Empirical variance of ``scale · q·k`` for ``q, k`` with i.i.d. N(0, 1) entries (§4.2).
+
+    ``q·k = Σᵢ qᵢkᵢ`` is a sum of ``d_k`` independent terms of mean 0 and variance
+    ``E[qᵢ²]E[kᵢ²] = 1``, so its variance is ``d_k``; scaling by ``1/√d_k`` brings it back to 1.
+    """
+    check_positive_int("d_k", "dot_product_variance", d_k)
+    q = torch.randn(n_samples, d_k, generator=generator, dtype=torch.float64)  # (n, d_k)
+    k = torch.randn(n_samples, d_k, generator=generator, dtype=torch.float64)  # (n, d_k)
+    dots = scale * (q * k).sum(dim=-1)  # (n,)  one q·k per sample
+    return dots.var().item()
+
+
+class SoftmaxStatistics(NamedTuple):
+    """Averages over query rows of :func:`softmax_saturation`."""
+
+    entropy: float  # mean entropy of a weight row (nats); log S for a uniform row, 0 for one-hot
+    max_weight: float  # mean of the largest weight of a row
+    jacobian_norm: float  # mean ‖∂softmax/∂scores‖_F = ‖diag(p) − ppᵀ‖_F per row
+
+
+def softmax_saturation(
+    d_k: int,
+    scaled: bool = True,
+    n_keys: int = 16,
+    n_queries: int = 512,
+    generator: torch.Generator | None = None,
+) -> SoftmaxStatistics:
+    """How peaked softmax(q·k [/√d_k]) is for random unit-variance q, k (§4.2).
+
+    Without the scale the scores have standard deviation √d_k: for large d_k one score
+    dominates, the row is nearly one-hot (entropy → 0) and the softmax Jacobian
+    ``diag(p) − ppᵀ`` nearly vanishes, so almost no gradient reaches the scores.
+    """
+    fn = "softmax_saturation"
+    check_positive_int("d_k", fn, d_k)
+    q = torch.randn(n_queries, d_k, generator=generator, dtype=torch.float64)  # (L, d_k)
+    k = torch.randn(n_keys, d_k, generator=generator, dtype=torch.float64)  # (S, d_k)
+    scores = q @ k.T  # (L, S)
+    if scaled:
+        scores = scores / math.sqrt(d_k)
+    p = torch.softmax(scores, dim=-1)  # (L, S)
+    entropy = -(p * torch.log(p.clamp_min(1e-300))).sum(-1)  # (L,)
+    jac = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]  # (L, S, S)  diag(p) − ppᵀ
+    return SoftmaxStatistics(
+        entropy=entropy.mean().item(),
+        max_weight=p.amax(-1).mean().item(),
+        jacobian_norm=torch.linalg.matrix_norm(jac).mean().item(),
+    )
+
+
+class DigitsLookup(NamedTuple):
+    """A library of handwritten digits: keys are images, values are their one-hot labels."""
+
+    query: torch.Tensor  # (L, 64) standardised images to look up
+    key: torch.Tensor  # (S, 64) standardised images in the library
+    value: torch.Tensor  # (S, 10) one-hot labels of the keys
+    query_labels: torch.Tensor  # (L,) the true digit of each query
+    key_labels: torch.Tensor  # (S,)
+
+
+def digits_lookup(
+    n_keys: int = 500,
+    n_queries: int = 200,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> DigitsLookup:
+    """The library metaphor of §4.1 on real data: scikit-learn's bundled 8×8 digits.
+
+    Keys and queries are disjoint sets of images, each pixel standardised over the key set;
+    the value of a key is its label as a one-hot row. Attention then returns, for each query
+    image, a blend of labels weighted by similarity: a soft nearest-neighbour classifier.
+    """
+    from sklearn.datasets import load_digits
+
+    fn = "digits_lookup"
+    check_positive_int("n_keys", fn, n_keys)
+    check_positive_int("n_queries", fn, n_queries)
+    images, labels = load_digits(return_X_y=True)  # (1797, 64), (1797,)
+    if n_keys + n_queries > len(labels):
+        raise ValueError(
+            f"{fn}: expected n_keys + n_queries <= {len(labels)} but got {n_keys + n_queries}"
+        )
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    x = torch.as_tensor(images, dtype=torch.float64)[order]  # (1797, 64)
+    y = torch.as_tensor(labels)[order]  # (1797,)
+    keys, queries = x[:n_keys], x[n_keys : n_keys + n_queries]  # (S, 64), (L, 64)
+    mean, std = keys.mean(0), keys.std(0).clamp_min(1e-3)  # per pixel, over the library
+    keys, queries = (keys - mean) / std, (queries - mean) / std
+    values = torch.nn.functional.one_hot(y[:n_keys], 10).to(torch.float64)  # (S, 10)
+    cast = {"device": device, "dtype": dtype}
+    return DigitsLookup(queries.to(**cast), keys.to(**cast), values.to(**cast),
+                        y[n_keys : n_keys + n_queries].to(device), y[:n_keys].to(device))
 
 
 # ----------------------------------------------------------------------------------------

@@ -43,3 +43,17 @@ def notebook_image_count(html_path: str) -> int:
         for out in cell.get("outputs", [])
         if "image/png" in out.get("data", {}) or "image/svg+xml" in out.get("data", {})
     )
+
+
+def notebook_has_widgets(html_path: str) -> bool:
+    """Whether the committed notebook behind ``html_path`` displays a widget."""
+    notebook = ROOT / html_path.replace(".html", ".ipynb")
+    return notebook.exists() and "application/vnd.jupyter.widget-view+json" in notebook.read_text()
+
+
+def page_weight(html_path: str) -> tuple[int, int]:
+    """Bytes of a built page and of the figures it references (vendored JS/CSS not counted)."""
+    page = HTML / html_path
+    text = page.read_text(errors="replace")
+    images = set(re.findall(r'src="(?:\.\./)*(_images/[^"]+)"', text))
+    return page.stat().st_size, sum((HTML / image).stat().st_size for image in images)

@@ -14,9 +14,12 @@ from torch import nn
 from la_dl.attention import (
     MultiHeadAttention,
     attention_steps,
+    digits_lookup,
+    dot_product_variance,
     peak_memory,
     scaled_dot_product_attention,
     score_matrix_bytes,
+    softmax_saturation,
     tiled_attention,
     time_and_peak_memory,
 )
@@ -409,3 +412,48 @@ def test_peak_memory_sees_a_large_allocation(device):
     assert small < 4 * 2**20
     seconds, peak2 = time_and_peak_memory(lambda: torch.ones(n, device=device), device, repeats=1)
     assert seconds > 0 and peak2 >= 0.95 * 4 * n
+
+
+# ---------------------------------------------------------------------------------------
+# The experiments of §4.2
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("d_k", [1, 16, 256])
+def test_dot_product_variance_is_d_k(d_k):
+    gen = torch.Generator().manual_seed(0)
+    raw = dot_product_variance(d_k, 40_000, generator=gen)
+    scaled = dot_product_variance(d_k, 40_000, scale=1 / math.sqrt(d_k), generator=gen)
+    assert abs(raw / d_k - 1) < 0.05 and abs(scaled - 1) < 0.05
+
+
+def test_softmax_saturation():
+    gen = torch.Generator().manual_seed(0)
+    scaled = softmax_saturation(1024, True, n_keys=16, generator=gen)
+    unscaled = softmax_saturation(1024, False, n_keys=16, generator=gen)
+    assert unscaled.entropy < 0.3 < 2.0 < scaled.entropy < math.log(16)
+    assert 1 / 16 < scaled.max_weight < unscaled.max_weight <= 1
+    assert unscaled.jacobian_norm < scaled.jacobian_norm / 3
+    # the Jacobian norm is that of autograd's softmax Jacobian, averaged over the rows
+    g = torch.Generator().manual_seed(5)
+    one = softmax_saturation(4, True, n_keys=3, n_queries=1, generator=g)
+    g = torch.Generator().manual_seed(5)
+    q, k = torch.randn(1, 4, generator=g, dtype=torch.float64), torch.randn(3, 4, generator=g,
+                                                                              dtype=torch.float64)
+    J = torch.autograd.functional.jacobian(lambda s: torch.softmax(s, -1), (q @ k.T / 2)[0])
+    assert abs(one.jacobian_norm - torch.linalg.matrix_norm(J).item()) < 1e-12
+    with pytest.raises(ValueError, match="softmax_saturation: expected d_k > 0"):
+        softmax_saturation(0)
+
+
+def test_digits_lookup_is_a_soft_nearest_neighbour():
+    lib = digits_lookup(n_keys=300, n_queries=100, seed=0)
+    assert lib.query.shape == (100, 64) and lib.key.shape == (300, 64)
+    assert lib.value.shape == (300, 10)
+    assert (lib.value.sum(-1) == 1).all() and (lib.value.argmax(-1) == lib.key_labels).all()
+    torch.testing.assert_close(lib.key.mean(0), torch.zeros(64), atol=1e-5, rtol=0)
+    out = scaled_dot_product_attention(lib.query, lib.key, lib.value)
+    torch.testing.assert_close(out.sum(-1), torch.ones(100))  # a blend of one-hot rows
+    assert (out.argmax(-1) == lib.query_labels).float().mean() > 0.8
+    with pytest.raises(ValueError, match=r"digits_lookup: expected n_keys \+ n_queries <= 1797"):
+        digits_lookup(n_keys=1500, n_queries=500)

@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 IntOrPair = Union[int, Sequence[int]]
+# conv2d on a CPU builds X_col for as many images as fit in this many elements (16 MiB in float32).
+_CPU_X_COL_ELEMENTS = 2**22
 Padding = Union[int, Sequence[int], str]
 
 
@@ -324,7 +326,9 @@ def conv2d(
     with :math:`W_{row}` the weight flattened to ``(C_out, C_in*kH*kW)`` and :math:`X_{col}`
     the ``(C_in*kH*kW, H_out*W_out)`` matrix of :func:`im2col`, per sample. With ``groups = G``
     the channels split into G independent blocks and the product is one batched GEMM over
-    the groups (``G = C_in`` is a depthwise convolution).
+    the groups (``G = C_in`` is a depthwise convolution). On a CPU, ``X_col`` is built for a
+    few images at a time (at most ``_CPU_X_COL_ELEMENTS`` values) so that it stays in cache:
+    the same GEMM, split along its columns.
 
     Shapes: input ``(N, C_in, H, W)`` or unbatched ``(C_in, H, W)``; weight
     ``(C_out, C_in/G, kH, kW)``; bias ``(C_out,)``; output ``(N, C_out, H_out, W_out)``.
@@ -356,10 +360,20 @@ def _conv2d(
     H_out, W_out = conv_output_size((H, W), (kh, kw), stride, left, dilation, fn)
     G = groups
 
-    X_col = im2col(x, (kh, kw), dilation, left, stride)  # (N, C_in*kH*kW, L)
-    X_col = X_col.view(N, G, C_in_g * kh * kw, H_out * W_out)  # (N, G, C_in/G*kH*kW, L)
     W_row = weight.reshape(G, C_out // G, C_in_g * kh * kw)  # (G, C_out/G, C_in/G*kH*kW)
-    Y = torch.matmul(W_row, X_col)  # (N, G, C_out/G, L): Y_flat = W_row X_col, one GEMM per group
+
+    # X_col of a whole batch is K²/s² times the input: hundreds of MB for an early CNN layer.
+    # On a CPU we build it for a few images at a time, sized to stay in cache (Caffe did it per
+    # image); it is the same GEMM, split along its columns. A GPU takes the batch in one GEMM.
+    L = H_out * W_out
+    chunk = N if x.device.type != "cpu" else max(1, _CPU_X_COL_ELEMENTS // (C_in * kh * kw * L))
+    Y_chunks = []
+    for x_chunk in x.split(chunk):  # (n, C_in, H, W)
+        n = x_chunk.shape[0]
+        X_col = im2col(x_chunk, (kh, kw), dilation, left, stride)  # (n, C_in*kH*kW, L)
+        X_col = X_col.view(n, G, C_in_g * kh * kw, L)  # (n, G, C_in/G*kH*kW, L)
+        Y_chunks.append(torch.matmul(W_row, X_col))  # (n, G, C_out/G, L): Y_flat = W_row X_col
+    Y = Y_chunks[0] if len(Y_chunks) == 1 else torch.cat(Y_chunks)  # (N, G, C_out/G, L)
     Y = Y.view(N, C_out, H_out, W_out)  # (N, C_out, H_out, W_out): reshape back to the image
     if bias is not None:
         Y = Y + bias.view(1, C_out, 1, 1)  # + b 1^T

@@ -155,6 +155,21 @@ def test_conv2d_size_one_everything(device):
     assert out.item() == -5.5
 
 
+@pytest.mark.parametrize("budget", [1, 2200, 10**9])
+def test_conv2d_batch_chunks_match_torch(monkeypatch, budget):
+    """On a CPU conv2d builds X_col a few images at a time; any chunking gives the same result."""
+    monkeypatch.setattr(conv, "_CPU_X_COL_ELEMENTS", budget)  # 1: one image per GEMM; 2200: two
+    x = make((5, 4, 6, 5), torch.float64, "cpu", noncontig=True)
+    w = make((6, 2, 3, 3), torch.float64, "cpu")
+    b = make((6,), torch.float64, "cpu")
+    compare_with_grad(
+        lambda x, w, b: conv.conv2d(x, w, b, padding=1, groups=2),
+        lambda x, w, b: F.conv2d(x, w, b, padding=1, groups=2),
+        [x, w, b],
+        torch.float64,
+    )
+
+
 def test_conv2d_depthwise_matches_torch(device):
     """groups = C_in (depthwise) with a depth multiplier of 2."""
     x = make((2, 5, 9, 8), torch.float64, device, noncontig=True)

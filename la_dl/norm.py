@@ -35,6 +35,7 @@ __all__ = [
     "norm_flops",
     "count_flops",
     "batch_mean_error",
+    "digits_activations",
 ]
 
 ShapeLike = Union[int, Sequence[int], torch.Size]
@@ -415,3 +416,30 @@ def batch_mean_error(
         err = ((batch_mu - mu) / sigma).pow(2).mean(1).sqrt()  # (T,)
         errors.append(err.mean())
     return torch.stack(errors)  # (len(batch_sizes),)
+
+
+def digits_activations(
+    width: int = 32, seed: int = 0, relu: bool = False, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """A real activation matrix for §6: all 1,797 digit images through one linear layer.
+
+    ``H = X Wᵀ + b`` with ``X`` the (1797, 64) pixel matrix of scikit-learn's bundled digits
+    (scaled to [0, 1]) and ``W``, ``b`` drawn as ``nn.Linear(64, width)`` draws them (seeded,
+    without touching the global generator).
+    Rows are samples and columns are features, each with its own mean and scale: the matrix
+    BatchNorm standardises by columns and LayerNorm by rows. ``relu=True`` returns
+    ``max(H, 0)`` instead: non-negative activations, whose rows have clearly positive means.
+    Returns ``(1797, width)`` float32.
+    """
+    from sklearn.datasets import load_digits
+
+    check_positive_int("width", "digits_activations", width)
+    x = torch.as_tensor(load_digits().data / 16.0, dtype=torch.float32)  # (N, 64)
+    g = torch.Generator().manual_seed(seed)
+    bound = 1 / math.sqrt(64)  # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    weight = (torch.rand(width, 64, generator=g) * 2 - 1) * bound  # W: (width, 64)
+    bias = (torch.rand(width, generator=g) * 2 - 1) * bound  # b: (width,)
+    h = x @ weight.T + bias  # H = X Wᵀ + b: (N, width)
+    if relu:
+        h = h.clamp_min(0)  # σ(H), still (N, width)
+    return h.to(device) if device is not None else h

@@ -49,7 +49,7 @@ def toeplitz_heatmap(
     ref = F.conv1d(x.view(1, 1, -1), w.view(1, 1, -1), stride=stride, padding=padding).flatten()
 
     fig, (ax_t, ax_y) = plt.subplots(1, 2, figsize=figsize, gridspec_kw={"width_ratios": [1.5, 1]})
-    lim = float(w.abs().max())
+    lim = 1.8 * float(w.abs().max())  # pastel colours: the annotated numbers stay readable
     ax_t.imshow(T, cmap=CMAP_DIVERGING, vmin=-lim, vmax=lim)
     if T.numel() <= 200:
         _annotate(ax_t, T, "{:g}", skip_zero=True)
@@ -126,7 +126,7 @@ def im2col_diagram(
     ax_col.set_ylabel(f"kernel tap ({K * K} rows)")
     _bare(ax_col)
 
-    lim = float(Y.abs().max())
+    lim = 1.8 * float(Y.abs().max())  # pastel colours: the annotated numbers stay readable
     ax_out.imshow(Y, cmap=CMAP_DIVERGING, vmin=-lim, vmax=lim)
     if Y.numel() <= 49:
         _annotate(ax_out, Y, fontsize=6)

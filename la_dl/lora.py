@@ -42,6 +42,9 @@ __all__ = [
     "TrainingMemory",
     "training_memory",
     "digits_mlp",
+    "FinetuneRun",
+    "FinetuneExperiment",
+    "finetune_experiment",
 ]
 
 
@@ -441,4 +444,104 @@ def training_memory(
         optimizer=sum(_nbytes(t) for t in state),
         activations=sum(saved.values()),
         cuda_peak=cuda_peak,
+    )
+
+
+@dataclass(frozen=True)
+class FinetuneRun:
+    """One row of the fine-tuning experiment (§8.2)."""
+
+    name: str
+    trainable: int  # parameter entries that receive gradients
+    memory: TrainingMemory  # bytes of one training step, by kind
+    new_accuracy: float  # test accuracy on the new task (digits 5-9)
+    old_accuracy: float  # old task (digits 0-4) through the old head, adapters switched on
+
+
+@dataclass
+class FinetuneExperiment:
+    """Everything the notebook shows: the pretrained model, one adapted model per run, ΔW."""
+
+    pretrained: nn.Sequential
+    pretrained_accuracy: float  # old-task test accuracy before adaptation
+    runs: list[FinetuneRun]
+    models: dict[str, nn.Module]
+    full_update: dict[str, torch.Tensor]  # ΔW = W_full − W₀ of fc1 and fc2, on the CPU
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return (model(x).argmax(1) == y).float().mean().item()
+
+
+def finetune_experiment(
+    ranks: Sequence[int] = (1, 2, 4, 8),
+    dora_rank: int | None = 4,
+    hidden: int = 128,
+    epochs: int = 40,
+    lr: float = 3e-3,
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+) -> FinetuneExperiment:
+    """Pretrain on digits 0-4, then adapt to digits 5-9 in several ways (§8.2).
+
+    The network is :func:`digits_mlp` ``(64, hidden, hidden, 5)`` trained with Adam on
+    scikit-learn's bundled 8×8 digits. For the new task every run gets a fresh 5-way head
+    (trained in every run) and then adapts the body ``fc1``, ``fc2``:
+
+    * ``full``: every weight trains;
+    * ``head only``: the body stays frozen (LoRA with r = 0);
+    * ``LoRA r=k``: :func:`apply_lora` on ``fc1`` and ``fc2`` (``lora_alpha = 2r``);
+    * ``DoRA r=k``: the same with :class:`DoRALinear`.
+
+    Each run records its trainable parameters, the memory of one training step
+    (:func:`training_memory` at ``batch_size``), and test accuracy on the new task and on the
+    old task (the adapted body under the *old* head: how far the features moved).
+    """
+    from la_dl.device import default_device
+    from la_dl.mlp import load_digits, train_classifier
+
+    device = torch.device(device) if device is not None else default_device()
+    x_tr, y_tr, x_te, y_te = load_digits(device, seed=seed)
+    old_tr, old_te = y_tr < 5, y_te < 5
+    x_new, y_new = x_tr[~old_tr], y_tr[~old_tr] - 5  # digits 5-9 as classes 0-4
+    x_new_te, y_new_te = x_te[~old_te], y_te[~old_te] - 5
+
+    torch.manual_seed(seed)
+    pretrained = digits_mlp((64, hidden, hidden, 5)).to(device)
+    train_classifier(pretrained, x_tr[old_tr], y_tr[old_tr], epochs, lr, batch_size=batch_size, seed=seed)
+    pretrained.requires_grad_(False)
+
+    plans: list[tuple[str, int | None, bool]] = [("full", None, False), ("head only", 0, False)]
+    plans += [(f"LoRA r={r}", r, False) for r in ranks]
+    if dora_rank is not None:
+        plans.append((f"DoRA r={dora_rank}", dora_rank, True))
+
+    runs, models = [], {}
+    for name, r, dora in plans:
+        model = copy.deepcopy(pretrained)
+        torch.manual_seed(seed + 1)  # the same fresh head and adapters' A in every run
+        model.head = nn.Linear(hidden, 5).to(device)
+        if r is None:
+            model.requires_grad_(True)
+        elif r > 0:
+            apply_lora(model, ["fc1", "fc2"], r, lora_alpha=2 * r, use_dora=dora)
+        model.head.requires_grad_(True)
+        memory = training_memory(model, x_new[:batch_size], y_new[:batch_size])
+        train_classifier(model, x_new, y_new, epochs, lr, batch_size=batch_size, seed=seed)
+        old_view = nn.Sequential(*list(model.children())[:-1], pretrained.head)  # old head
+        runs.append(FinetuneRun(
+            name, trainable_parameter_count(model), memory,
+            _accuracy(model, x_new_te, y_new_te), _accuracy(old_view, x_te[old_te], y_te[old_te]),
+        ))
+        models[name] = model
+
+    full = models["full"]
+    full_update = {
+        layer: (getattr(full, layer).weight - getattr(pretrained, layer).weight).detach().cpu()
+        for layer in ("fc1", "fc2")
+    }
+    return FinetuneExperiment(
+        pretrained, _accuracy(pretrained, x_te[old_te], y_te[old_te]), runs, models, full_update
     )

@@ -21,6 +21,7 @@ from la_dl.lora import (
     allocate_rank,
     apply_lora,
     digits_mlp,
+    finetune_experiment,
     lora_parameter_count,
     low_rank_approximation,
     nf4_dequantize,
@@ -409,3 +410,24 @@ def test_rank_of_product_is_at_most_r():
     for m, n, r in [(5, 7, 1), (5, 7, 3), (10, 4, 4), (6, 6, 2)]:
         B, A = torch.randn(m, r, generator=g), torch.randn(r, n, generator=g)
         assert torch.linalg.matrix_rank(B @ A) == min(r, m, n)
+
+
+def test_finetune_experiment_structure(device):
+    exp = finetune_experiment(ranks=(2,), dora_rank=2, hidden=16, epochs=2, device=device)
+    names = [run.name for run in exp.runs]
+    assert names == ["full", "head only", "LoRA r=2", "DoRA r=2"]
+    counts = {run.name: run.trainable for run in exp.runs}
+    head = 16 * 5 + 5  # the fresh 5-way head trains in every run
+    assert counts["full"] == sum(p.numel() for p in exp.pretrained.parameters())
+    assert counts["head only"] == head
+    assert counts["LoRA r=2"] == head + lora_parameter_count(64, 16, 2) + lora_parameter_count(16, 16, 2)
+    assert counts["DoRA r=2"] == counts["LoRA r=2"] + 16 + 16
+    # LoRA never touches W₀: switching the adapters off gives back the pretrained layers exactly.
+    adapted = exp.models["LoRA r=2"]
+    for layer in ("fc1", "fc2"):
+        assert torch.equal(getattr(adapted, layer).base_layer.weight, getattr(exp.pretrained, layer).weight)
+        full_w = getattr(exp.models["full"], layer).weight
+        torch.testing.assert_close(exp.full_update[layer], (full_w - getattr(exp.pretrained, layer).weight).cpu())
+    mem = {run.name: run.memory for run in exp.runs}
+    assert mem["LoRA r=2"].optimizer < mem["full"].optimizer
+    assert all(0.0 <= run.new_accuracy <= 1.0 and 0.0 <= run.old_accuracy <= 1.0 for run in exp.runs)

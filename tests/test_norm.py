@@ -18,6 +18,7 @@ from la_dl.norm import (
     batch_mean_error,
     batch_norm,
     count_flops,
+    digits_activations,
     layer_norm,
     norm_flops,
     rms_norm,
@@ -400,3 +401,15 @@ def test_weight_on_other_device_is_rejected(fn):
         pytest.skip("needs a second device")
     with pytest.raises(ValueError, match="expected weight on the device of input"):
         fn(torch.randn(2, 3), [3], torch.ones(3, device="cuda"))
+
+
+def test_digits_activations():
+    state = torch.random.get_rng_state()
+    h = digits_activations(16, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator is untouched
+    assert h.shape == (1797, 16) and h.dtype == torch.float32
+    assert torch.equal(h, digits_activations(16, seed=3))
+    relu = digits_activations(16, seed=3, relu=True)
+    assert torch.equal(relu, h.clamp_min(0))
+    # Features have their own offsets: the column means spread far more than the row means.
+    assert h.mean(0).std() > 2 * h.mean(1).std()

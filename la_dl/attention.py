@@ -410,12 +410,15 @@ def digits_lookup(
     seed: int = 0,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    keys_per_digit: int | None = None,
 ) -> DigitsLookup:
     """The library metaphor of §4.1 on real data: scikit-learn's bundled 8×8 digits.
 
     Keys and queries are disjoint sets of images, each pixel standardised over the key set;
     the value of a key is its label as a one-hot row. Attention then returns, for each query
     image, a blend of labels weighted by similarity: a soft nearest-neighbour classifier.
+    With ``keys_per_digit`` the library holds that many images of each digit, sorted by digit
+    (``n_keys`` is then ``10 * keys_per_digit``), which makes small pictures readable.
     """
     from sklearn.datasets import load_digits
 
@@ -423,15 +426,24 @@ def digits_lookup(
     check_positive_int("n_keys", fn, n_keys)
     check_positive_int("n_queries", fn, n_queries)
     images, labels = load_digits(return_X_y=True)  # (1797, 64), (1797,)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    if keys_per_digit is not None:
+        check_positive_int("keys_per_digit", fn, keys_per_digit)
+        n_keys = 10 * keys_per_digit
+        shuffled = torch.as_tensor(labels)[order]
+        picked = torch.cat([order[shuffled == d][:keys_per_digit] for d in range(10)])  # by digit
+        rest = order[~torch.isin(order, picked)]
+        order = torch.cat([picked, rest])
     if n_keys + n_queries > len(labels):
         raise ValueError(
             f"{fn}: expected n_keys + n_queries <= {len(labels)} but got {n_keys + n_queries}"
         )
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     x = torch.as_tensor(images, dtype=torch.float64)[order]  # (1797, 64)
     y = torch.as_tensor(labels)[order]  # (1797,)
     keys, queries = x[:n_keys], x[n_keys : n_keys + n_queries]  # (S, 64), (L, 64)
-    mean, std = keys.mean(0), keys.std(0).clamp_min(1e-3)  # per pixel, over the library
+    # per pixel, over the library; a floor of 1 (pixels run 0..16) keeps the near-constant
+    # border pixels from being blown up
+    mean, std = keys.mean(0), keys.std(0).clamp_min(1.0)
     keys, queries = (keys - mean) / std, (queries - mean) / std
     values = torch.nn.functional.one_hot(y[:n_keys], 10).to(torch.float64)  # (S, 10)
     cast = {"device": device, "dtype": dtype}

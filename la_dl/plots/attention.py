@@ -38,11 +38,11 @@ def four_panels(
 ) -> Figure:
     """QKᵀ, QKᵀ/√d_k, softmax weights and output, left to right, for one lookup (§4.2).
 
-    By default: 6 query digits looked up in a library of 16 digit images (keys) whose values
+    By default: 6 query digits looked up in a library of 20 digit images (keys) whose values
     are their one-hot labels (:func:`la_dl.attention.digits_lookup`).
     """
     if steps is None:
-        lib = attention.digits_lookup(n_keys=16, n_queries=6, seed=1)
+        lib = attention.digits_lookup(n_queries=6, seed=1, keys_per_digit=2)
         steps = attention.attention_steps(lib.query, lib.key, lib.value)
         key_labels, query_labels = lib.key_labels.tolist(), lib.query_labels.tolist()
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.1), gridspec_kw={"width_ratios": [4, 4, 4, 3]})

@@ -78,6 +78,11 @@ __all__ = [
     "attention_cost",
     "norm_cost",
     "median_time",
+    "copy_bandwidth",
+    "Operation",
+    "Measurement",
+    "chapter_operations",
+    "measure",
 ]
 
 COMPONENTS = (
@@ -305,11 +310,14 @@ def linear_cost(batch: int, d_in: int, d_out: int, element_size: int = 4) -> OpC
     return OpCost("linear", f"({batch}, {d_in}) x ({d_out}, {d_in})ᵀ", flops, moved)
 
 
-def mlp_backward_cost(batch: int, sizes: tuple[int, ...], element_size: int = 4) -> OpCost:
+def mlp_backward_cost(
+    batch: int, sizes: tuple[int, ...], element_size: int = 4, input_grad: bool = False
+) -> OpCost:
     """The backward pass of an MLP with layer widths ``sizes`` (§2.2), matmuls only.
 
     Per layer ``d_in → d_out``: ``∂W = Δᵀ X`` and ``∂X = Δ W`` are two GEMMs of
-    ``2 B d_in d_out`` FLOPs each (the first layer's ``∂X`` is skipped: nobody needs it).
+    ``2 B d_in d_out`` FLOPs each. The first layer's ``∂X`` is only formed with
+    ``input_grad=True`` (autograd skips it when the input does not require grad).
     Bytes: read ``Δ``, ``X``, ``W``; write ``∂W`` and ``∂X``.
     """
     fn = "mlp_backward_cost"
@@ -318,7 +326,7 @@ def mlp_backward_cost(batch: int, sizes: tuple[int, ...], element_size: int = 4)
     _sizes(fn, batch=batch, element_size=element_size, **{f"sizes[{i}]": s for i, s in enumerate(sizes)})
     flops = moved = 0
     for layer, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        first = layer == 0
+        first = layer == 0 and not input_grad
         flops += 2 * batch * d_in * d_out * (1 if first else 2)
         reads = batch * d_out + batch * d_in + d_out * d_in  # Δ, X, W
         writes = d_out * d_in + (0 if first else batch * d_in)  # ∂W, ∂X
@@ -432,3 +440,132 @@ def median_time(fn: Callable[[], object], min_run_time: float = 0.2, num_threads
     threads = num_threads if num_threads is not None else torch.get_num_threads()
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
     return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
+def copy_bandwidth(device: torch.device | str, numel: int = 2**24, min_run_time: float = 0.1) -> float:
+    """Measured memory bandwidth of ``device`` in GB/s: a copy reads and writes ``4·numel`` bytes.
+
+    ``numel`` float32 values (64 MiB by default) are far larger than any CPU cache, so the
+    copy streams from and to main memory: the slope of the roofline's memory-bound side.
+    """
+    check_positive_int("numel", "copy_bandwidth", numel)
+    src = torch.empty(numel, device=device)
+    dst = torch.empty_like(src)
+    seconds = median_time(lambda: dst.copy_(src), min_run_time=min_run_time)
+    return 2 * 4 * numel / seconds / 1e9
+
+
+# ----------------------------------------------------------------------------------------
+# The chapter's operations, ready to run (the cost appendix)
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation of the chapter at one size: its cost, its la_dl call and torch's."""
+
+    section: str  # "§1", ...
+    cost: OpCost
+    la_dl: Callable[[], object]
+    builtin: Callable[[], object]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """An :class:`Operation` timed: medians, and the rates they imply."""
+
+    section: str
+    cost: OpCost
+    seconds: float  # la_dl, median per call
+    builtin_seconds: float  # the torch built-in, median per call
+
+    @property
+    def gflops(self) -> float:
+        """Achieved 10⁹ FLOP/s of la_dl's implementation."""
+        return self.cost.flops / self.seconds / 1e9
+
+    @property
+    def gbytes_per_second(self) -> float:
+        """Achieved 10⁹ bytes/s, counting only the minimum traffic of :class:`OpCost`."""
+        return self.cost.bytes_moved / self.seconds / 1e9
+
+    @property
+    def ratio(self) -> float:
+        """la_dl's time over the built-in's."""
+        return self.seconds / self.builtin_seconds
+
+
+def chapter_operations(
+    device: torch.device | str | None = None, scale: int = 1, seed: int = 0
+) -> list[Operation]:
+    """The chapter's operations on random float32 inputs, in section order.
+
+    ``scale`` multiplies the batch-like dimension of each (rows, batch, sequences), so a
+    notebook can grow the problems on an accelerator. Each :class:`Operation` pairs the
+    la_dl implementation with the torch built-in on the same tensors.
+    """
+    # Imported here: the sections' modules import nothing from this one, and stay optional.
+    from la_dl import attention, backprop, conv, mlp, norm
+
+    check_positive_int("scale", "chapter_operations", scale)
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g).to(device)
+
+    ops = []
+    d = 1024
+    w = randn(d, d) / d**0.5  # (d_out, d_in)
+    for B in (1, 256 * scale):
+        x = randn(B, d)  # (B, d_in)
+        ops.append(Operation("§1", linear_cost(B, d, d), lambda x=x: mlp.linear(x, w),
+                             lambda x=x: torch.nn.functional.linear(x, w)))
+
+    B, sizes = 256 * scale, (512, 512, 512, 10)
+    weights = [randn(o, i) / i**0.5 for i, o in zip(sizes[:-1], sizes[1:])]  # (H_out, H_in) each
+    x, grad_out = randn(B, sizes[0]), randn(B, sizes[-1])  # (B, H_0), (B, H_L)
+    _, cache = backprop.mlp_forward_with_cache(x, weights, None, "relu")  # la_dl computes ∂X too,
+    leaves = [t.clone().requires_grad_() for t in (x, *weights)]  # so autograd is asked for it
+    graph_out, _ = backprop.mlp_forward_with_cache(leaves[0], leaves[1:], None, "relu")
+    ops.append(Operation(
+        "§2", mlp_backward_cost(B, sizes, input_grad=True),
+        lambda: backprop.mlp_backward(grad_out, cache),
+        lambda: torch.autograd.grad(graph_out, leaves, grad_out, retain_graph=True),
+    ))
+
+    N, C, S = 4 * scale, 64, 28
+    image, k = randn(N, C, S, S), randn(C, C, 3, 3) / (9 * C) ** 0.5  # (N, C, S, S), (C_out, C_in, K, K)
+    ops.append(Operation("§3", conv2d_cost(N, C, S, C, 3, padding=1, im2col=True),
+                         lambda: conv.conv2d(image, k, padding=1),
+                         lambda: torch.nn.functional.conv2d(image, k, padding=1)))
+
+    n, H, D = 1024, 4, 64
+    q, kk, v = (randn(scale, H, n, D) for _ in range(3))  # (N, H, n, D)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    ops.append(Operation("§4", attention_cost(n, D, H, scale),
+                         lambda: attention.scaled_dot_product_attention(q, kk, v),
+                         lambda: sdpa(q, kk, v)))
+    ops.append(Operation("§4", attention_cost(n, D, H, scale, tiled=True),
+                         lambda: attention.tiled_attention(q, kk, v, block_size=128),
+                         lambda: sdpa(q, kk, v)))
+
+    rows, E = 2048 * scale, 1024
+    h, gamma, beta = randn(rows, E), randn(E), randn(E)  # (rows, E), (E,), (E,)
+    ops.append(Operation("§6", norm_cost("layer", rows, E),
+                         lambda: norm.layer_norm(h, (E,), gamma, beta),
+                         lambda: torch.nn.functional.layer_norm(h, (E,), gamma, beta)))
+    ops.append(Operation("§6", norm_cost("rms", rows, E),
+                         lambda: norm.rms_norm(h, (E,), gamma, eps=1e-6),
+                         lambda: torch.nn.functional.rms_norm(h, (E,), gamma, eps=1e-6)))
+    return ops
+
+
+def measure(operations: list[Operation], min_run_time: float = 0.05) -> list[Measurement]:
+    """Time each operation's la_dl call and built-in with :func:`median_time`."""
+    with torch.no_grad():
+        return [
+            Measurement(op.section, op.cost, median_time(op.la_dl, min_run_time),
+                        median_time(op.builtin, min_run_time))
+            for op in operations
+        ]

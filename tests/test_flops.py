@@ -18,12 +18,15 @@ from la_dl.flops import (
     EncoderConfig,
     Flops,
     attention_cost,
+    chapter_operations,
     conv2d_cost,
+    copy_bandwidth,
     count_matmul_flops,
     encoder_flops,
     group_flops,
     linear_cost,
     matmul_flops,
+    measure,
     median_time,
     mlp_backward_cost,
     norm_cost,
@@ -208,6 +211,18 @@ def test_mlp_backward_cost_against_autograd_counted(device, B, sizes):
     assert count_matmul_flops(out.sum().backward) == mlp_backward_cost(B, tuple(sizes)).flops
 
 
+@given(B=st.integers(1, 4), sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4))
+def test_mlp_backward_cost_with_input_grad(device, B, sizes):
+    x = torch.randn(B, sizes[0], device=device, dtype=torch.float64, requires_grad=True)
+    layers = [nn.Linear(a, b, device=device, dtype=torch.float64) for a, b in zip(sizes[:-1], sizes[1:])]
+    out = x
+    for layer in layers:
+        out = torch.tanh(layer(out))
+    counted = count_matmul_flops(out.sum().backward)
+    assert counted == mlp_backward_cost(B, tuple(sizes), input_grad=True).flops
+    assert counted == mlp_backward_cost(B, tuple(sizes)).flops + 2 * B * sizes[0] * sizes[1]
+
+
 @given(N=st.integers(1, 2), C=st.integers(1, 3), S=st.integers(3, 7), C_out=st.integers(1, 3),
        K=st.integers(1, 3), p=st.integers(0, 1), s=st.integers(1, 2), im2col=st.booleans())
 def test_conv2d_cost_against_flop_counter(device, N, C, S, C_out, K, p, s, im2col):
@@ -244,6 +259,47 @@ def test_norm_cost(device, rows, d):
     assert norm_cost("layer", rows, d).flops == rows * sum(norm_flops("layer", d).values())
     assert rms.bytes_moved == 4 * (2 * rows * d + d)
     assert rms.flops < norm_cost("layer", rows, d).flops
+
+
+def _as_tensors(result):
+    if isinstance(result, torch.Tensor):
+        return [result]
+    flat = []
+    for item in result:
+        flat += _as_tensors(item) if item is not None else []
+    return flat
+
+
+def test_chapter_operations_pair_la_dl_with_the_builtin(device):
+    """Each operation's la_dl call gives the built-in's answer, and its FLOPs are the counted ones."""
+    ops = chapter_operations(device)
+    assert [op.section for op in ops] == ["§1", "§1", "§2", "§3", "§4", "§4", "§6", "§6"]
+    for op in ops:
+        ours, theirs = _as_tensors(op.la_dl()), _as_tensors(op.builtin())
+        if op.section == "§2":  # la_dl returns (∂X, [∂W...], [∂b...]); autograd (∂X, ∂W...)
+            assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs):
+            torch.testing.assert_close(a, b, rtol=2e-4, atol=2e-4)
+        if op.section in ("§1", "§2", "§3"):
+            assert count_matmul_flops(op.builtin) == op.cost.flops, op.cost.name
+        if op.section == "§4":  # the two matmuls; the rest is the scale and softmax convention
+            n, H = 1024, 4
+            assert count_matmul_flops(attention_steps, *_qkv(device, H, n)) == op.cost.flops - 6 * H * n * n
+    assert ops[4].cost.bytes_moved > 5 * ops[5].cost.bytes_moved  # naive vs tiled traffic
+
+
+def _qkv(device, H, n):
+    return [torch.randn(1, H, n, 64, device=device) for _ in range(3)]
+
+
+def test_measure_derives_rates_from_the_medians():
+    ops = chapter_operations("cpu")[:1]
+    (m,) = measure(ops, min_run_time=0.01)
+    assert m.cost is ops[0].cost and m.seconds > 0 and m.builtin_seconds > 0
+    assert m.gflops == pytest.approx(m.cost.flops / m.seconds / 1e9)
+    assert m.gbytes_per_second == pytest.approx(m.cost.bytes_moved / m.seconds / 1e9)
+    assert m.ratio == pytest.approx(m.seconds / m.builtin_seconds)
+    assert copy_bandwidth("cpu", numel=2**16, min_run_time=0.01) > 0
 
 
 def test_median_time_calls_the_function():
@@ -302,3 +358,7 @@ def test_function_errors():
         median_time("x = 1")
     with pytest.raises(ValueError, match="median_time: expected min_run_time > 0 but got 0"):
         median_time(lambda: None, min_run_time=0)
+    with pytest.raises(ValueError, match="chapter_operations: expected scale > 0 but got 0"):
+        chapter_operations("cpu", scale=0)
+    with pytest.raises(TypeError, match="copy_bandwidth: expected numel to be an int but got float"):
+        copy_bandwidth("cpu", numel=1e6)

@@ -478,7 +478,7 @@ def finetune_experiment(
     ranks: Sequence[int] = (1, 2, 4, 8),
     dora_rank: int | None = 4,
     hidden: int = 128,
-    epochs: int = 40,
+    epochs: int = 30,
     lr: float = 3e-3,
     batch_size: int = 64,
     device: torch.device | str | None = None,

@@ -176,6 +176,9 @@ def layer_norm(
     No batch statistic appears, so each sample is normalised on its own: the same in training
     and evaluation, for any batch size and sequence length. Same signature as ``F.layer_norm``;
     float16/bfloat16 inputs are computed in float32 and cast back, as torch does.
+
+    A constant row has σ² = 0: its output is β up to the rounding of μ, which ``1/sqrt(ε)``
+    amplifies (about 1e-4 in float32 for values near 1); torch's Welford mean rounds differently.
     """
     fn = "layer_norm"
     _check_input(fn, input)
@@ -189,9 +192,9 @@ def layer_norm(
     mean = x.mean(dims, keepdim=True)  # μ: (*, 1)
     var = torch.linalg.vector_norm(x - mean, dim=dims, keepdim=True).pow(2) / D  # σ² = ‖x − μ‖²/D: (*, 1)
     rstd = torch.rsqrt(var + eps)  # 1/sqrt(σ² + ε): (*, 1)
-    # x̂ = x·rstd − μ·rstd: torch's CPU kernel order (one per-row scale and shift); a constant
-    # row gives exactly 0. Then γ x̂ + β. The steps after the first run in place on x_hat, a
-    # tensor we just made: no extra (*, D) temporaries, and autograd still records each step.
+    # x̂ = x·rstd − μ·rstd: torch's CPU kernel order (one per-row scale and shift). Then γ x̂ + β.
+    # The steps after the first run in place on x_hat, a tensor we just made: no extra (*, D)
+    # temporaries, and autograd still records each step.
     x_hat = (x * rstd).sub_(mean * rstd)  # (*, D)
     if weight is not None:
         x_hat = x_hat.mul_(weight.to(x.dtype))  # γ x̂

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -30,6 +31,12 @@ def planted_update(
     B = torch.randn(d_out, rank, generator=g, dtype=torch.float64) / rank**0.5  # (d_out, k)
     A = torch.randn(rank, d_in, generator=g, dtype=torch.float64)  # (k, d_in)
     return B @ A + noise * torch.randn(d_out, d_in, generator=g, dtype=torch.float64)
+
+
+@functools.cache
+def _default_experiment() -> lora.FinetuneExperiment:
+    """The experiment with its defaults, run once per session for the figures that need it."""
+    return lora.finetune_experiment()
 
 
 def energy_fraction(matrix: torch.Tensor) -> torch.Tensor:
@@ -119,7 +126,7 @@ def rank_error(
 @figure("s8_finetune_results")
 def finetune_results(experiment: lora.FinetuneExperiment | None = None) -> Figure:
     """Trainable parameters, training-step memory and accuracy of each run, side by side (§8.2)."""
-    experiment = experiment or lora.finetune_experiment()
+    experiment = experiment or _default_experiment()
     runs = experiment.runs
     names = [run.name for run in runs]
     y = range(len(runs))
@@ -162,7 +169,7 @@ def update_spectrum(experiment: lora.FinetuneExperiment | None = None, seed: int
     Left: normalised singular values of each layer's ΔW against a Gaussian matrix of the same
     shape. Right: the share of ‖ΔW‖_F² captured by the top-k directions.
     """
-    experiment = experiment or lora.finetune_experiment()
+    experiment = experiment or _default_experiment()
     g = torch.Generator().manual_seed(seed)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.3))
     colors = [BLUE, ORANGE]

@@ -62,6 +62,9 @@ def test_orthogonal_layer_rejects(device):
     tall = torch.linalg.qr(torch.randn(5, 3, dtype=torch.float64)).Q.to(device)  # WᵀW = I, not square
     with pytest.raises(ex.WrongAnswer, match="orthogonal matrix is square"):
         ex.check_orthogonal_layer(tall)
+    nearly = torch.linalg.qr(torch.randn(4, 4, dtype=torch.float64)).Q.to(device) * (1 + 4e-6)
+    with pytest.raises(ex.WrongAnswer, match="norms changed by up to 4.0e-06"):
+        ex.check_orthogonal_layer(nearly)  # WᵀW is within atol=1e-5 of I, the norms are not within 1e-6
     with pytest.raises(TypeError, match="expected weight to be a torch.Tensor"):
         ex.check_orthogonal_layer([[1.0]])
     with pytest.raises(ValueError, match="expected weight to be a 2-D matrix"):
@@ -292,23 +295,29 @@ def test_sequence_classifier_rejects(device):
 # --------------------------------------------------------------------------- exercise 10
 
 
-@given(sizes=st.lists(st.integers(2, 64), min_size=4, max_size=4), r=st.integers(1, 2))
-def test_lora_counts_match_la_dl(sizes, r):
+@given(sizes=st.lists(st.integers(2, 64), min_size=4, max_size=4), r=st.integers(1, 2), head=st.booleans())
+def test_lora_counts_match_la_dl(sizes, r, head):
     from la_dl.lora import apply_lora, digits_mlp, trainable_parameter_count
 
     model = digits_mlp(sizes)
     full = trainable_parameter_count(model)
-    lora = trainable_parameter_count(apply_lora(model, ["fc1", "fc2", "head"], r))
-    assert "✓ Exercise 10" in passes(ex.check_lora_parameter_counts, full, lora, sizes, r)
+    apply_lora(model, ["fc1", "fc2"] if head else ["fc1", "fc2", "head"], r)
+    if head:
+        model.head.requires_grad_(True)  # a fresh head trains in full
+    lora = trainable_parameter_count(model)
+    assert "✓ Exercise 10" in passes(ex.check_lora_parameter_counts, full, lora, sizes, r, head)
 
 
 def test_lora_counts_wrong():
-    full = mlp_count((64, 128, 128, 10))
-    lora = 4 * (64 + 128 + 128 + 128 + 128 + 10)
+    full = mlp_count((64, 128, 128, 5))
+    lora = 4 * (64 + 128 + 128 + 128) + 128 * 5 + 5
+    assert "25,477 vs 2,437" in passes(ex.check_lora_parameter_counts, full, lora)
     with pytest.raises(ex.WrongAnswer, match="Count the biases"):
-        ex.check_lora_parameter_counts(full - 266, lora)
+        ex.check_lora_parameter_counts(full - 261, lora)
     with pytest.raises(ex.WrongAnswer, match="biases are frozen"):
-        ex.check_lora_parameter_counts(full, lora + 266)
+        ex.check_lora_parameter_counts(full, lora + 256)
+    with pytest.raises(ex.WrongAnswer, match="fresh head trains in full"):
+        ex.check_lora_parameter_counts(full, lora - 645)
     with pytest.raises(ex.WrongAnswer, match="A \\(r × d_in\\) and B"):
         ex.check_lora_parameter_counts(full, lora // 2)
     with pytest.raises(TypeError, match="expected lora to be a number"):

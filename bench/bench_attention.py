@@ -59,10 +59,16 @@ def main() -> int:
     parser.add_argument("--block-size", type=int, default=128)
     parser.add_argument("--naive-max-n", type=int, default=4096)
     parser.add_argument("--min-run-time", type=float, default=0.2, help="seconds per timing")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: torch's). On a loaded shared machine, "
+                             "1 thread gives steadier ratios: the tiled loop's many small "
+                             "multi-threaded ops stall at thread barriers when cores are busy")
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternating tiled/torch timings per point (the load drifts)")
     args = parser.parse_args()
 
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = default_device()
     print(f"{describe_device(device)}; batch 1, {args.heads} heads, d={args.head_dim}, float32, "
           f"block_size={args.block_size}")

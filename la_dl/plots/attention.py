@@ -171,13 +171,16 @@ def example_head_weights(num_heads: int, seq_len: int, d_model: int = 32, seed: 
 
 @figure("s4_attention_cost")
 def attention_cost(
-    measurements: Mapping[str, Sequence[tuple[int, float, int | None]]],
+    measurements: Mapping[str, Sequence[tuple[int, float, int | None]]] | None = None,
     device_name: str = "",
 ) -> Figure:
     """Measured time and peak extra memory vs sequence length n, one line per method (§4.4).
 
-    ``measurements[method]`` is a list of ``(n, seconds, peak_bytes)``.
+    ``measurements[method]`` is a list of ``(n, seconds, peak_bytes)``; by default they are
+    taken now on the default device (8 heads, d = 64; n up to 1024 on a CPU, 8192 on a GPU).
     """
+    if measurements is None:
+        measurements, device_name = measure_attention_cost()
     colors = {"naive": RED, "tiled": BLUE, "built-in": GREEN}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
     for method, points in measurements.items():
@@ -203,3 +206,47 @@ def attention_cost(
         fig.suptitle(device_name, fontsize=9, color=GREY)
     fig.tight_layout()
     return fig
+
+
+def measure_attention_cost(
+    sizes: Sequence[int] | None = None,
+    device: torch.device | str | None = None,
+    cpu_threads: int | None = 1,
+) -> tuple[dict[str, list[tuple[int, float, int | None]]], str]:
+    """``(n, seconds, peak_bytes)`` of naive, tiled and built-in attention for each n.
+
+    On a CPU the timings run on ``cpu_threads`` threads (``None``: torch's setting). One
+    thread by default: on a machine shared with other processes, a loop of many small
+    multi-threaded ops (the tiled form) stalls at every thread barrier and its time says
+    more about the neighbours than about the algorithm.
+    """
+    import torch.nn.functional as F
+
+    from la_dl.device import by_device, default_device, describe_device
+
+    device = torch.device(device) if device is not None else default_device()
+    sizes = sizes or by_device([256, 512, 1024], [1024, 2048, 4096, 8192], device)
+    methods = {"naive": attention.scaled_dot_product_attention, "tiled": attention.tiled_attention,
+               "built-in": F.scaled_dot_product_attention}
+    cost: dict[str, list[tuple[int, float, int | None]]] = {name: [] for name in methods}
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and cpu_threads is not None:
+        torch.set_num_threads(cpu_threads)
+    try:
+        _measure(cost, methods, sizes, device)
+    finally:
+        torch.set_num_threads(threads)
+    where = describe_device(device)
+    if device.type == "cpu" and cpu_threads is not None:
+        where += f" (timed on {cpu_threads} thread{'s' if cpu_threads > 1 else ''})"
+    return cost, where
+
+
+def _measure(cost: dict, methods: dict, sizes: Sequence[int], device: torch.device) -> None:
+    with torch.no_grad():
+        for n in sizes:
+            q, k, v = (torch.randn(1, 8, n, 64, device=device) for _ in range(3))
+            for name, fn in methods.items():
+                seconds, peak = attention.time_and_peak_memory(
+                    lambda fn=fn, q=q, k=k, v=v: fn(q, k, v), device, 1)
+                cost[name].append((n, seconds, peak))

@@ -3,6 +3,12 @@
 Times ``la_dl.norm.rms_norm`` vs ``F.rms_norm`` and ``la_dl.norm.layer_norm`` vs the fused
 ``F.layer_norm`` on a (4096, 1024) float32 input with ``torch.utils.benchmark`` and prints the
 medians and the ratios. Targets: rms_norm within 1.1x, layer_norm within 10x of the built-in.
+
+On a CPU with several threads the la_dl side can be dominated by page faults rather than
+arithmetic: each call allocates fresh (4096, 1024) buffers (two for layer_norm, one for the fused
+kernel) and glibc may hand freed ones back to the OS between calls. ``--threads 1``, or running
+with ``MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_MMAP_THRESHOLD_=4294967296``, measures the
+arithmetic alone.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ def main() -> int:
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--min-run-time", type=float, default=0.5, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=5, help="alternating measurements per op")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     device = default_device()
     torch.manual_seed(0)

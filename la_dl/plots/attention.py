@@ -73,7 +73,7 @@ def four_panels(
 @figure("s4_dot_product_variance")
 def dot_product_variance(
     d_values: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
-    n_samples: int = 20_000,
+    n_samples: int = 10_000,
     seed: int = 0,
     variances: Mapping[str, Sequence[float]] | None = None,
 ) -> Figure:

@@ -38,16 +38,17 @@ result, a reduction over ``d`` values costs ``d``, a softmax over a row of ``S``
 :func:`la_dl.norm.norm_flops`. Embeddings, masks, dropout and a final norm are not counted.
 
 **Any operation of the chapter as a roofline point** (the cost appendix). :class:`OpCost`
-holds an operation's FLOPs and the bytes it must at least move (read every input once, write
-every output once); their ratio, the arithmetic intensity, says whether the device's
-arithmetic or its memory bandwidth bounds it. :func:`median_time` measures an operation
+holds an operation's FLOPs, the bytes its algorithm moves and the compulsory bytes any
+implementation must move (read every input once, write every output once); FLOPs per byte,
+the arithmetic intensity, says whether the device's arithmetic or its memory bandwidth
+bounds it. :func:`median_time` measures an operation
 with ``torch.utils.benchmark``: the benchmark suite (``python -m bench``) and the appendix
 notebook both use these functions, so the book shows the numbers the benchmarks check.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,7 @@ __all__ = [
     "Measurement",
     "chapter_operations",
     "measure",
+    "measure_attention",
 ]
 
 COMPONENTS = (
@@ -284,12 +286,23 @@ class OpCost:
     name: str
     shapes: str  # e.g. "(256, 512) x (512, 512)ᵀ"
     flops: int
-    bytes_moved: int
+    bytes_moved: int  # by the algorithm named (im2col, naive attention store intermediates)
+    min_bytes: int | None = None  # compulsory traffic of the operation, if less than bytes_moved
 
     @property
     def intensity(self) -> float:
         """Arithmetic intensity, FLOPs per byte: high means compute-bound, low memory-bound."""
         return self.flops / self.bytes_moved
+
+    @property
+    def compulsory_bytes(self) -> int:
+        """Inputs read once, outputs written once: what *any* implementation must move."""
+        return self.bytes_moved if self.min_bytes is None else self.min_bytes
+
+    @property
+    def max_intensity(self) -> float:
+        """FLOPs over compulsory bytes: the intensity no implementation can exceed (the roofline's x)."""
+        return self.flops / self.compulsory_bytes
 
 
 def _sizes(fn: str, **sizes: object) -> None:
@@ -365,11 +378,13 @@ def conv2d_cost(
     patch = in_channels * kernel_size**2  # one column of X_col
     flops = 2 * batch * out_channels * out * out * patch
     moved = batch * in_channels * size * size + out_channels * patch + batch * out_channels * out * out
+    compulsory = moved
     if im2col:
         moved += 2 * batch * patch * out * out  # write X_col, read it back for the GEMM
     K = kernel_size
     shapes = f"({batch}, {in_channels}, {size}, {size}) * ({out_channels}, {in_channels}, {K}, {K})"
-    return OpCost("conv2d (im2col)" if im2col else "conv2d", shapes, flops, element_size * moved)
+    return OpCost("conv2d (im2col)" if im2col else "conv2d", shapes, flops, element_size * moved,
+                  element_size * compulsory)
 
 
 def attention_cost(
@@ -401,7 +416,7 @@ def attention_cost(
     else:
         moved = qkvo + 3 * 2 * NH * n * n  # each of the three n×n steps written, then read
     name = "attention (tiled)" if tiled else "attention (naive)"
-    return OpCost(name, f"({batch}, {heads}, {n}, {d}) x3", flops, element_size * moved)
+    return OpCost(name, f"({batch}, {heads}, {n}, {d}) x3", flops, element_size * moved, element_size * qkvo)
 
 
 def norm_cost(kind: str, rows: int, d: int, element_size: int = 4) -> OpCost:
@@ -569,3 +584,36 @@ def measure(operations: list[Operation], min_run_time: float = 0.05) -> list[Mea
                         median_time(op.builtin, min_run_time))
             for op in operations
         ]
+
+
+def measure_attention(
+    sizes: Sequence[int],
+    device: torch.device | str | None = None,
+    heads: int = 4,
+    head_dim: int = 64,
+    block_size: int = 128,
+    min_run_time: float = 0.05,
+) -> dict[str, list[tuple[float, int | None]]]:
+    """Time and peak memory of naive, tiled and built-in attention for each ``n`` in ``sizes``.
+
+    Returns ``{"naive": [(seconds, peak bytes), ...], "tiled": [...], "torch": [...]}``, one
+    pair per size: medians from :func:`median_time`, peaks from
+    :func:`la_dl.attention.peak_memory` (``None`` where the device cannot tell).
+    """
+    from la_dl import attention
+
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    forms: dict[str, list[tuple[float, int | None]]] = {"naive": [], "tiled": [], "torch": []}
+    g = torch.Generator().manual_seed(0)
+    for n in sizes:
+        check_positive_int("n", "measure_attention", n)
+        qkv = [torch.randn(1, heads, n, head_dim, generator=g).to(device) for _ in range(3)]  # (1, H, n, D)
+        calls = {  # (the tensors bound now: the lambdas run within this iteration only)
+            "naive": lambda qkv=qkv: attention.scaled_dot_product_attention(*qkv),
+            "tiled": lambda qkv=qkv: attention.tiled_attention(*qkv, block_size=block_size),
+            "torch": lambda qkv=qkv: torch.nn.functional.scaled_dot_product_attention(*qkv),
+        }
+        with torch.no_grad():
+            for name, call in calls.items():
+                forms[name].append((median_time(call, min_run_time), attention.peak_memory(call, device)))
+    return forms

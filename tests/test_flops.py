@@ -192,6 +192,7 @@ def test_linear_cost_against_flop_counter_and_tensor_bytes(device, B, d_in, d_ou
     assert cost.flops == count_matmul_flops(F.linear, x, w)
     assert cost.bytes_moved == sum(t.numel() * t.element_size() for t in (x, w, y))
     assert cost.intensity == cost.flops / cost.bytes_moved
+    assert cost.compulsory_bytes == cost.bytes_moved and cost.max_intensity == cost.intensity
 
 
 @given(d=st.integers(1, 64))
@@ -235,6 +236,7 @@ def test_conv2d_cost_against_flop_counter(device, N, C, S, C_out, K, p, s, im2co
     direct = 4 * (x.numel() + w.numel() + y.numel())
     cols = F.unfold(x, K, padding=p, stride=s)  # X_col, written then read by the im2col route
     assert cost.bytes_moved == direct + (2 * 4 * cols.numel() if im2col else 0)
+    assert cost.compulsory_bytes == direct and cost.max_intensity >= cost.intensity
 
 
 @given(n=st.integers(1, 24), d=st.integers(1, 8), H=st.integers(1, 3), block=st.integers(1, 8))
@@ -247,6 +249,7 @@ def test_attention_cost(device, n, d, H, block):
     assert tiled.flops == naive.flops
     stored = 4 * 3 * H * n * n  # scores, scaled, weights: (1, H, n, n) float32 each
     assert naive.bytes_moved == 4 * 4 * H * n * d + 2 * stored
+    assert naive.compulsory_bytes == tiled.compulsory_bytes == 4 * 4 * H * n * d  # Q, K, V in, O out
     if n <= block:  # one block: Q, K, V read once, O written once
         assert tiled.bytes_moved == 4 * 4 * H * n * d
 

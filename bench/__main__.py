@@ -35,7 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-run-time", type=float, default=0.2, help="seconds per measurement")
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "bench" / "results.json")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: torch's). On a machine shared with other jobs, "
+                             "--threads 1 gives steadier ratios: a descheduled worker thread stalls "
+                             "a multi-threaded kernel")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     device = torch.device(args.device) if args.device else default_device()
     if device.type == "cuda":  # time what a reader gets by default, but never TF32 for float32

@@ -6,7 +6,7 @@ An encoder layer is four ingredients in a fixed pattern (§5.1):
 * a position-wise feed-forward network ``FFN(x) = W₂ σ(W₁ x + b₁) + b₂`` applied to every
   token on its own (:func:`position_wise_ffn`);
 * residual connections ``x + sublayer(x)``, whose Jacobian is ``I + J`` (§5.2);
-* layer normalisation (§6), here a small private :func:`_layer_norm`.
+* layer normalisation (§6, :func:`la_dl.norm.layer_norm`, the same as ``F.layer_norm``).
 
 Post-norm (the original Transformer, torch's default) normalises after each residual sum:
 ``x = LN(x + SA(x)); x = LN(x + FFN(x))``. Pre-norm normalises the sublayer's input and
@@ -31,6 +31,7 @@ from torch import nn
 
 from la_dl._checks import check_floating, check_positive_int, check_tensor
 from la_dl.attention import MultiHeadAttention
+from la_dl.norm import layer_norm
 
 __all__ = [
     "causal_mask",
@@ -141,29 +142,6 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) ->
     return out if bias is None else out + bias
 
 
-def _layer_norm(
-    input: torch.Tensor,
-    normalized_shape: tuple[int, ...],
-    weight: torch.Tensor | None = None,
-    bias: torch.Tensor | None = None,
-    eps: float = 1e-5,
-) -> torch.Tensor:
-    """LayerNorm (§6): standardise each token's features, then ``γ x̂ + β``.
-
-    ``x̂ = (x − μ) / sqrt(σ² + ε)`` with the mean and the biased variance over the last
-    ``len(normalized_shape)`` dims. A stand-in until this module calls ``la_dl.norm``.
-    """
-    dims = tuple(range(-len(normalized_shape), 0))
-    mean = input.mean(dim=dims, keepdim=True)  # (..., 1)  μ
-    var = input.var(dim=dims, unbiased=False, keepdim=True)  # (..., 1)  σ²
-    out = (input - mean) * torch.rsqrt(var + eps)  # (..., E)  x̂
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
-
-
 def position_wise_ffn(
     input: torch.Tensor,
     weight1: torch.Tensor,
@@ -203,7 +181,10 @@ def position_wise_ffn(
 
 
 class _LayerNorm(nn.Module):
-    """Holds ``weight`` (γ) and ``bias`` (β) under nn.LayerNorm's names; computes :func:`_layer_norm`."""
+    """Holds ``weight`` (γ) and ``bias`` (β) under nn.LayerNorm's names.
+
+    Computes :func:`la_dl.norm.layer_norm` (§6.1) over the last dim, ``d_model``.
+    """
 
     def __init__(self, d_model: int, eps: float, bias: bool, **factory: object) -> None:
         super().__init__()
@@ -212,7 +193,7 @@ class _LayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(d_model, **factory)) if bias else None  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
 
 class TransformerEncoderLayer(nn.Module):

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -15,7 +14,6 @@ from torch import nn
 from la_dl.transformer import (
     TransformerEncoder,
     TransformerEncoderLayer,
-    _layer_norm,
     causal_mask,
     position_shift_matrix,
     position_wise_ffn,
@@ -173,15 +171,23 @@ def test_ffn_acts_on_each_token_alone(device):
     torch.testing.assert_close(position_wise_ffn(x, w1, None, w2, None), rows)
 
 
-@HYP
-@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=3),
-       dtype=st.sampled_from([torch.float32, torch.float64]), seed=st.integers(0, 2**16))
-def test_layer_norm_standin_matches_torch(shape, dtype, seed, device):
-    gen = torch.Generator().manual_seed(seed)
-    x = (3 * torch.randn(*shape, generator=gen, dtype=dtype) + 1).to(device)
-    w, b = (torch.randn(shape[-1], generator=gen, dtype=dtype).to(device) for _ in range(2))
-    torch.testing.assert_close(_layer_norm(x, (shape[-1],), w, b, 1e-5),
-                               F.layer_norm(x, (shape[-1],), w, b, 1e-5), **TOL[dtype])
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_layers_normalise_with_la_dl_norm(norm_first, device, monkeypatch):
+    """Both norms of a layer are la_dl.norm.layer_norm (no private stand-in), with its eps."""
+    import la_dl.norm
+    import la_dl.transformer
+
+    calls = []
+
+    def spy(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+        calls.append((tuple(normalized_shape), eps))
+        return la_dl.norm.layer_norm(input, normalized_shape, weight, bias, eps)
+
+    monkeypatch.setattr(la_dl.transformer, "layer_norm", spy)
+    layer = TransformerEncoderLayer(8, 2, 16, dropout=0.0, layer_norm_eps=1e-3, batch_first=True,
+                                    norm_first=norm_first, device=device, dtype=torch.float64)
+    layer(torch.randn(2, 3, 8, device=device, dtype=torch.float64))
+    assert calls == [((8,), 1e-3), ((8,), 1e-3)]
 
 
 @pytest.mark.parametrize("n", [1, 2, 7])

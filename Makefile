@@ -48,6 +48,9 @@ nbval: $(STAMP)
 browser: $(STAMP)
 	$(BIN)/pytest -q -m browser tests/browser
 
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 figures: $(STAMP)
 	$(BIN)/python -m la_dl.figures --out figures
 

@@ -406,3 +406,27 @@ def test_conv3d_scaling_wrong():
         ex.check_conv3d_scaling(9, 48)
     with pytest.raises(TypeError, match="param_ratio to be a number"):
         ex.check_conv3d_scaling("3", 48)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def test_figures_of_the_solutions():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from la_dl.plots import exercises as plots
+    from la_dl.plots import registry
+
+    assert {"ex_norm_distributions", "ex_bert_flops", "ex_update_energy"} <= set(registry())
+    h = plots.random_activations(batch=64, features=16)
+    assert h.shape == (64, 16) and h.mean(0).std() > 0.5  # the features drift apart
+    figures = [plots.norm_distributions(h), plots.bert_flops((16, 64), measured={16: 1, 64: 2}),
+               plots.update_energy()]
+    for fig in figures:
+        labelled = [ax for ax in fig.axes if ax.get_xlabel() and ax.get_ylabel()]
+        assert labelled, "every figure has labelled axes"
+        plt.close(fig)
+    assert len(figures[0].axes) == 8 and len(figures[1].axes) == 2

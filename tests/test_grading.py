@@ -44,8 +44,8 @@ def graded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("grading")
     dist = tmp / "dist"
     autograder = grading.assign(grading.MASTER, dist)
-    solution = nbformat.read(dist / "autograder" / "exercises-master.ipynb", as_version=4)
-    student = nbformat.read(dist / "student" / "exercises-master.ipynb", as_version=4)
+    solution = nbformat.read(dist / "autograder" / "exercises.ipynb", as_version=4)
+    student = nbformat.read(dist / "student" / "exercises.ipynb", as_version=4)
 
     submissions = tmp / "submissions"
     submissions.mkdir()

@@ -3,7 +3,7 @@
 Both steps use otter-grader (``pip install -r requirements-grading.txt``), run offline and
 without Docker:
 
-    python tools/grading.py assign                 # instructor/exercises-master.ipynb -> instructor/dist/
+    python tools/grading.py assign                 # instructor/exercises.ipynb -> instructor/dist/
     python tools/grading.py grade SUBMISSIONS/     # every *.ipynb in SUBMISSIONS/ -> scores.csv
 
 ``assign`` runs ``otter assign`` on the master notebook: ``dist/student/`` gets the notebook
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import nbformat
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-MASTER = ROOT / "instructor" / "exercises-master.ipynb"
+MASTER = ROOT / "instructor" / "exercises.ipynb"
 DIST = ROOT / "instructor" / "dist"
 
 

@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 JOBS   ?= 2
 export PYTHONHASHSEED := 0
 
-.PHONY: book test venv lint unit nbval html html-strict browser figures bench clean
+.PHONY: book test venv lint unit nbval html html-strict browser figures bench clean grading-assign grading-grade
 
 venv: $(STAMP)
 
@@ -19,6 +19,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
+	touch $@
+
+# The instructor's grading tools (otter-grader) are an optional extra, kept out of the
+# reader's install; make test installs them to run the grading workflow's end-to-end test.
+GRADING_STAMP := $(VENV)/.grading-stamp
+$(GRADING_STAMP): requirements-grading.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-grading.txt -c requirements.txt
 	touch $@
 
 book: html
@@ -39,8 +46,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check la_dl tests tools _ext bench
 	$(BIN)/python tools/notebook_setup.py --check
 
-unit: $(STAMP)
-	$(BIN)/pytest -q -n $(JOBS) -m "not browser" tests
+unit: $(STAMP) $(GRADING_STAMP)
+	$(BIN)/pytest -q -n $(JOBS) --dist loadfile -m "not browser" tests
 
 nbval: $(STAMP)
 	$(BIN)/pytest -q -n $(JOBS) --dist loadfile --nbval chapters
@@ -50,6 +57,12 @@ browser: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+grading-assign: $(GRADING_STAMP)
+	$(BIN)/python tools/grading.py assign
+
+grading-grade: $(GRADING_STAMP)
+	$(BIN)/python tools/grading.py grade $(SUBMISSIONS) --out scores.csv --jobs $(JOBS)
 
 figures: $(STAMP)
 	$(BIN)/python -m la_dl.figures --out figures

@@ -16,6 +16,7 @@ module                 book section
 ``la_dl.init``         §7 initialisation and gradient flow
 ``la_dl.lora``         §8 LoRA
 ``la_dl.flops``        FLOP counts of a Transformer encoder
+``la_dl.exercises``    checks a student runs on the exercises
 =====================  ==============================================
 """
 

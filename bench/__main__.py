@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from bench._harness import Context, Result, environment, format_table, write_json
+from bench._harness import Context, Result, default_threads, environment, format_table, write_json
 from la_dl.device import default_device
 
 # Benchmark modules in the order they run. A module joins the suite by exposing
@@ -36,23 +36,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "bench" / "results.json")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
     parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads (default: torch's). On a machine shared with other jobs, "
-                             "--threads 1 gives steadier ratios: a descheduled worker thread stalls "
-                             "a multi-threaded kernel")
+                        help="CPU threads (default: 1 on a CPU, steady on a shared machine, see "
+                             "bench._harness; torch's default on an accelerator)")
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads: expected a positive count but got {args.threads}")
 
     device = torch.device(args.device) if args.device else default_device()
+    threads = args.threads if args.threads is not None else default_threads(device)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    source = ("--threads" if args.threads is not None
+              else "harness default on CPU" if threads is not None else "torch default")
     if device.type == "cuda":  # time what a reader gets by default, but never TF32 for float32
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     ctx = Context(device, quick=args.quick, rounds=args.rounds, min_run_time=args.min_run_time)
-    env = environment(device)
+    env = environment(device, source)
     env["quick"] = args.quick
     env["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
-    print(f"{env['device']} | {env['threads']} threads | {'quick' if args.quick else 'full'} run | "
-          f"load average {env['load_average_1min']}")
+    print(f"{env['device']} | {env['threads']} thread(s) ({source}) | {'quick' if args.quick else 'full'} run"
+          f" | load average {env['load_average_1min']}")
 
     wanted = [m for m in MODULES if args.only is None or m.removeprefix("bench_") in args.only]
     results: list[Result] = []
@@ -70,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     env["seconds"] = round(time.perf_counter() - start, 1)
 
     print()
-    print(format_table(results))
+    print(format_table(results, env))
     for name, why in skipped.items():
         print(f"SKIPPED {name}: {why}")
     write_json(results, args.out, env, skipped)

@@ -1,4 +1,7 @@
-"""Benchmark la_dl's attention against the built-in (§4.4): ``python bench/bench_attention.py``.
+"""Benchmark la_dl's attention against the built-in (§4.4).
+
+In the suite: ``python -m bench --only attention`` (:func:`run`, the harness's protocol). On
+its own, with more options: ``python -m bench.bench_attention [--sizes 512 1024] [--threads 1]``.
 
 For n = 512 … 8192 (batch 1, 8 heads, head size 64, float32), full and causal, it times
 
@@ -14,7 +17,11 @@ The naive form is skipped above ``--naive-max-n`` (default 4096: at 8192 it woul
 4 × 2 GiB on a machine shared with others); its memory there is extrapolated, and says so.
 
 Target: tiled within 2.5x of torch at every n, and its extra memory linear in n
-(tens of MiB at n = 8192, against GiBs for the naive form).
+(tens of MiB at n = 8192, against GiBs for the naive form). :func:`run` states these as
+checks: the time ratio at every n, full and causal; ``peak(n_max) / peak(n_min) <= 2 ·
+n_max / n_min`` (linear growth with room for constant overheads; quadratic growth would be
+``(n_max / n_min)²``); and the tiled peak at the largest n under 100 MiB. A quick run uses
+n = 128 … 512.
 """
 
 from __future__ import annotations
@@ -26,11 +33,68 @@ import torch
 import torch.nn.functional as F
 from torch.utils import benchmark
 
+from bench._harness import Check, Context, Result, compare, measure_peak, seconds_per_call
 from la_dl.attention import peak_memory, scaled_dot_product_attention, tiled_attention
 from la_dl.device import default_device, describe_device
 
+NAME = "attention"
 TARGET_RATIO = 2.5
 MIB = 2**20
+HEADS, HEAD_DIM, BLOCK_SIZE = 8, 64, 128
+NAIVE_MAX_N_CPU = 4096  # the naive form stores three (8, n, n) matrices: 3 x 2 GiB at n = 8192
+TILED_MAX_MIB = 100.0  # "tens of MiB" at n = 8192
+
+
+def run(ctx: Context) -> list[Result]:
+    """The harness's protocol: tiled (``la_dl``) vs ``F.scaled_dot_product_attention`` (``torch``)
+    and the naive four steps (``naive``), full and causal, as n grows; batch 1, float32."""
+    device = ctx.device
+    sizes = ctx.pick([512, 1024, 2048, 4096, 8192], [128, 256, 512])
+    naive_max = NAIVE_MAX_N_CPU if device.type == "cpu" else max(sizes)
+    results = []
+    for causal in (False, True):
+        mask = "causal" if causal else "full"
+        tiled_peak: dict[int, int | None] = {}
+        naive_last: tuple[int, int] | None = None  # (n, peak bytes) of the largest naive run
+        for n in sizes:
+            torch.manual_seed(0)
+            q, k, v = (torch.randn(1, HEADS, n, HEAD_DIM, device=device) for _ in range(3))  # (1, h, n, d)
+            fns = attention_calls(q, k, v, causal, BLOCK_SIZE)
+            fns = {"la_dl": fns["tiled"], "torch": fns["torch"], "naive": fns["naive"]}
+            note, metrics = "", {}
+            with torch.inference_mode():
+                metrics["max |tiled - torch|"] = (fns["la_dl"]() - fns["torch"]()).abs().max().item()
+                if n > naive_max:
+                    del fns["naive"]
+                    note = f"naive not run above n={naive_max} on a CPU (three (8, n, n) float32 matrices)"
+                    if naive_last is not None:
+                        metrics["naive MiB (n² est.)"] = naive_last[1] * (n / naive_last[0]) ** 2 / MIB
+                peak = measure_peak(fns, device)
+                naive = fns.pop("naive", None)
+                seconds, ratio = compare(fns, ctx)  # the target: tiled against the built-in
+                if naive is not None:  # reported, not judged: timed once (warmed up by measure_peak)
+                    seconds["naive"] = seconds_per_call(naive, device, ctx.pick(ctx.min_run_time, 0.02))
+                    if peak["naive"] is not None:
+                        naive_last = (n, peak["naive"])
+                        metrics["naive MiB"] = peak["naive"] / MIB
+            tiled_peak[n] = peak["la_dl"]
+            results.append(Result(
+                NAME, f"{mask} n={n} {HEADS} heads d={HEAD_DIM} float32", seconds,
+                peak_bytes={"la_dl": peak["la_dl"], "torch": peak["torch"]}, ratio=ratio,
+                metrics=metrics, checks=[Check("tiled / F.sdpa time", ratio, "<=", TARGET_RATIO)], note=note,
+            ))
+            del q, k, v, fns
+        lo, hi = min(sizes), max(sizes)
+        if tiled_peak[lo] and tiled_peak[hi] is not None:
+            results[-1].checks += [
+                Check(f"tiled peak n={hi} / n={lo} (linear: {hi // lo})", tiled_peak[hi] / tiled_peak[lo],
+                      "<=", 2 * hi / lo, f"~{hi // lo}; quadratic would be {(hi // lo) ** 2}"),
+                Check(f"tiled peak MiB at n={hi}", tiled_peak[hi] / MIB, "<=", TILED_MAX_MIB,
+                      "tens of MiB at n=8192"),
+            ]
+        else:
+            results[-1].note += "; peak memory not measured on this device: memory checks skipped"
+    return results
 
 
 def median_seconds(fn, min_run_time: float) -> float:

@@ -1,4 +1,7 @@
-"""Benchmark la_dl's norms against the built-ins (§6): ``python bench/bench_norm.py``.
+"""Benchmark la_dl's norms against the built-ins (§6).
+
+In the suite: ``python -m bench --only norm`` (:func:`run`, the harness's protocol). On its own,
+with more options: ``python -m bench.bench_norm [--rows 4096] [--dim 1024] [--threads 1]``.
 
 Times ``la_dl.norm.rms_norm`` vs ``F.rms_norm`` and ``la_dl.norm.layer_norm`` vs the fused
 ``F.layer_norm`` on a (4096, 1024) float32 input with ``torch.utils.benchmark`` and prints the
@@ -8,7 +11,9 @@ On a CPU with several threads the la_dl side can be dominated by page faults rat
 arithmetic: each call allocates fresh (4096, 1024) buffers (two for layer_norm, one for the fused
 kernel) and glibc may hand freed ones back to the OS between calls. ``--threads 1``, or running
 with ``MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_MMAP_THRESHOLD_=4294967296``, measures the
-arithmetic alone.
+arithmetic alone. (The suite runs one thread on a CPU by default: see :mod:`bench._harness`.)
+:func:`run` also reports the peak extra memory of one call and the largest difference from
+the built-in; a quick run uses (512, 1024).
 """
 
 from __future__ import annotations
@@ -20,10 +25,40 @@ import torch
 import torch.nn.functional as F
 from torch.utils import benchmark
 
+from bench._harness import Check, Context, Result, compare, measure_peak
 from la_dl.device import default_device, describe_device
 from la_dl.norm import layer_norm, rms_norm
 
+NAME = "norm"
 TARGETS = {"rms_norm": 1.1, "layer_norm": 10.0}
+
+
+def run(ctx: Context) -> list[Result]:
+    """The harness's protocol: rms_norm vs ``F.rms_norm``, layer_norm vs ``F.layer_norm``, float32."""
+    device = ctx.device
+    rows, dim = ctx.pick(4096, 512), 1024
+    torch.manual_seed(0)
+    x = torch.randn(rows, dim, device=device)  # (N, D)
+    weight = torch.randn(dim, device=device)  # (D,)  γ
+    bias = torch.randn(dim, device=device)  # (D,)  β
+    pairs = {
+        "rms_norm": {"la_dl": lambda: rms_norm(x, [dim], weight),
+                     "torch": lambda: F.rms_norm(x, [dim], weight)},
+        "layer_norm": {"la_dl": lambda: layer_norm(x, [dim], weight, bias),
+                       "torch": lambda: F.layer_norm(x, [dim], weight, bias)},
+    }
+    results = []
+    for name, fns in pairs.items():
+        with torch.inference_mode():
+            diff = (fns["la_dl"]() - fns["torch"]()).abs().max().item()
+            peak = measure_peak(fns, device)
+            seconds, ratio = compare(fns, ctx)
+        results.append(Result(
+            NAME, f"{name} ({rows}, {dim}) float32", seconds, peak_bytes=peak, ratio=ratio,
+            metrics={"max |diff|": diff},
+            checks=[Check(f"{name} / F.{name} time", ratio, "<=", TARGETS[name])],
+        ))
+    return results
 
 
 def median_seconds(stmt: str, env: dict, min_run_time: float) -> float:

@@ -15,12 +15,12 @@ Threads. On a CPU the harness runs **one thread by default** (``python -m bench 
 to choose another count; on an accelerator torch's own default is kept). The project's CPU
 has two cores shared with other jobs: a multi-threaded kernel waits at every barrier for
 its slowest worker, so one descheduled thread stalls the whole call, and a call that
-allocates large buffers spends its time in page faults rather than arithmetic. With one
-thread both sides of a comparison lose a core alike and the ratios are steady; the
-absolute GFLOP/s are then those of one core. The count is printed above the table and
-recorded in the JSON (``environment.threads`` and ``environment.threads_source``); a
-target calibrated on several threads (e.g. the GEMM's time per row) is judged at the
-count the run used, and a miss is printed as such.
+allocates large buffers spends its time in page faults rather than arithmetic. On one
+thread there is no barrier to stall, other jobs slow both sides of a comparison alike, and
+the ratios are steady; the absolute GFLOP/s are then those of one core. The count is
+printed above the table and recorded in the JSON (``environment.threads`` and
+``environment.threads_source``); a target calibrated on several threads (e.g. the GEMM's
+time per row) is judged at the count the run used, and a miss is printed as such.
 
 Long calls. A call that takes at least ``min_run_time`` by itself (attention at n = 8192
 on a CPU) is timed once per round, which is what ``blocked_autorange`` would report

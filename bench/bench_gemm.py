@@ -137,7 +137,9 @@ def run(ctx: Context) -> list[Result]:
     gflops = 2 * n**3 / seconds["la_dl"] / 1e9
     # The peak is a best case (the loop when nothing interferes), so it is set against the
     # GEMM's best block too: a median would charge other jobs' load to the GEMM alone.
-    timer = benchmark.Timer(stmt="linear(a, b)", globals={"linear": linear, "a": a, "b": b})
+    # torch.utils.benchmark.Timer runs on one thread unless told otherwise.
+    timer = benchmark.Timer(stmt="linear(a, b)", globals={"linear": linear, "a": a, "b": b},
+                            num_threads=torch.get_num_threads())
     best = min(timer.blocked_autorange(min_run_time=ctx.pick(1.0, 0.05)).times)
     best_gflops = 2 * n**3 / best / 1e9
     on_cpu = device.type == "cpu"

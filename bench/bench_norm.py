@@ -62,7 +62,7 @@ def run(ctx: Context) -> list[Result]:
 
 
 def median_seconds(stmt: str, env: dict, min_run_time: float) -> float:
-    timer = benchmark.Timer(stmt=stmt, globals=env)
+    timer = benchmark.Timer(stmt=stmt, globals=env, num_threads=torch.get_num_threads())
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 

@@ -88,3 +88,32 @@ def test_page_renders(browser, book_url, path):
         assert not problems, "\n".join(problems)
     finally:
         page.close()
+
+
+EXERCISE_PAGES = [p for p in PAGES if "exercises" in p]
+
+
+@pytest.mark.parametrize("path", EXERCISE_PAGES)
+def test_solutions_start_collapsed_link_their_exercise_and_open_on_click(browser, book_url, path):
+    page, problems = _visit(browser, book_url + path)
+    try:
+        solutions = page.locator(".solution.dropdown")
+        n = solutions.count()
+        assert n >= 1, f"no solutions on {path}"
+        page.wait_for_function(
+            "document.querySelectorAll('.solution.dropdown.toggle-hidden').length === "
+            "document.querySelectorAll('.solution.dropdown').length", timeout=10_000)
+        for i in range(n):
+            solution = solutions.nth(i)
+            body = solution.locator(":scope > :not(.admonition-title):not(button)").first
+            assert not body.is_visible(), f"solution {i + 1} on {path} is open on load"
+            link = solution.locator(".admonition-title a").first
+            assert link.count() == 1 and "#" in (link.get_attribute("href") or ""), (
+                f"solution {i + 1} on {path} does not link to its exercise")
+        first = solutions.first
+        first.scroll_into_view_if_needed()
+        first.locator("button.toggle-button").click()
+        first.locator(":scope > :not(.admonition-title):not(button)").first.wait_for(state="visible", timeout=5_000)
+        assert not problems, "\n".join(problems)
+    finally:
+        page.close()

@@ -195,10 +195,13 @@ def gemm_throughput(
 ) -> list[GemmMeasurement]:
     """Measure ``linear(X, W)`` for each batch size: time, GFLOP/s, arithmetic intensity.
 
-    Each point is the best of ``repeats`` timings, each averaging as many calls as fit in
-    ``min_time`` seconds (after a warm-up). The best, not the median, because other processes
+    Each point is the best of ``repeats`` timings, each averaging ``calls`` calls that last
+    about ``min_time`` seconds together. The best, not the median, because other processes
     only ever add time: the minimum is the least disturbed estimate of what the hardware does.
-    Kernels are synchronised before reading the clock.
+    Before timing a size, a warm-up of about ``min_time`` seconds (allocations, kernel
+    selection, caches, clock ramp-up) is discarded, and ``calls`` is sized from the *fastest*
+    single warm-up call, so one call stalled by another process cannot shrink the later
+    samples to a single, noisy call. Kernels are synchronised before reading the clock.
     """
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or torch.float32
@@ -207,14 +210,18 @@ def gemm_throughput(
     results = []
     for batch in batch_sizes:
         x = torch.randn(batch, d_in, device=device, dtype=dtype)
-        linear(x, weight)  # warm-up: allocations, kernel selection
-        synchronize(device)
-        start, calls = time.perf_counter(), 0
-        while time.perf_counter() - start < min_time:
+        # warm-up, timed call by call: its fastest call sizes the samples below
+        fastest, warm_start = float("inf"), time.perf_counter()
+        while True:
+            synchronize(device)
+            start = time.perf_counter()
             linear(x, weight)
-            calls += 1
-        synchronize(device)
-        calls = max(calls, 1)
+            synchronize(device)
+            now = time.perf_counter()
+            fastest = min(fastest, now - start)
+            if now - warm_start >= min_time:
+                break
+        calls = max(1, int(min_time / max(fastest, 1e-9)))
         samples = []
         for _ in range(repeats):
             synchronize(device)

@@ -25,14 +25,16 @@ import math
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from la_dl._checks import check_floating, check_positive_int, check_same, check_tensor
-from la_dl.device import synchronize
+from la_dl.device import by_device, default_device, describe_device, synchronize
 
 __all__ = [
     "AttentionSteps",
@@ -46,8 +48,10 @@ __all__ = [
     "DigitsLookup",
     "digits_lookup",
     "score_matrix_bytes",
+    "largest_tensor_bytes",
     "time_and_peak_memory",
     "peak_memory",
+    "measure_attention_cost",
 ]
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -285,9 +289,11 @@ def tiled_attention(
 
     When a new block raises the maximum from ``m`` to ``m'``, the old sums are rescaled by
     ``exp(m - m')``, so after the last block ``acc / l`` is exactly
-    ``softmax(s) V``: the same numbers, in a different order of additions. Memory beyond
-    the inputs and output is one ``(..., block, block)`` tile, so it grows linearly in L,
-    not quadratically. With ``is_causal`` the key loop stops at the diagonal, skipping the
+    ``softmax(s) V``: the same numbers, in a different order of additions. Memory: the
+    working set of one step is a ``(..., block, block)`` score tile plus ``block``-row
+    statistics, whatever L and S are; what grows is the output being assembled, ``L·Ev``
+    per batch entry. So the extra memory is ``O(block² + L)``, linear in L, and the L×S
+    matrix never exists. With ``is_causal`` the key loop stops at the diagonal, skipping the
     upper triangle entirely (about half the work).
 
     Shapes as :func:`scaled_dot_product_attention`; ``block_size`` need not divide L or S.
@@ -461,6 +467,35 @@ def score_matrix_bytes(n: int, heads: int = 8, element_size: int = 4, batch: int
     return batch * heads * n * n * element_size
 
 
+class _LargestTensor(TorchDispatchMode):
+    """Records the size of the largest tensor any op returns while the mode is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nbytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                self.nbytes = max(self.nbytes, t.numel() * t.element_size())
+        return out
+
+
+def largest_tensor_bytes(fn: Callable[[], object]) -> int:
+    """Bytes of the largest tensor that any op inside ``fn()`` produces (§4.4).
+
+    Unlike :func:`peak_memory` this is counted, not measured: every op dispatched during the
+    call reports its outputs, so the number is the same on every platform and device. It
+    shows whether a computation ever materialises an object of a given size; for the naive
+    form of attention that is the ``(..., L, S)`` score matrix, for :func:`tiled_attention`
+    only tiles and output-sized tensors. A fused built-in is one op, so only its output is seen.
+    """
+    with torch.no_grad(), _LargestTensor() as mode:
+        fn()
+    return mode.nbytes
+
+
 def _rss_bytes(field: str) -> int:
     status = open("/proc/self/status").read()  # Linux only; the caller checks
     return int(re.search(rf"{field}:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
@@ -543,6 +578,47 @@ def _cpu_peak_bytes(fn: Callable[[], object]) -> int | None:
         if mallopt is not None:  # back to (about) glibc's grown defaults, for fast timings
             mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)
             mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024)
+
+
+def measure_attention_cost(
+    sizes: Sequence[int] | None = None,
+    device: torch.device | str | None = None,
+    cpu_threads: int | None = 1,
+) -> tuple[dict[str, list[tuple[int, float, int | None]]], str]:
+    """``(n, seconds, peak_bytes)`` of naive, tiled and built-in attention for each n (§4.4).
+
+    One batch entry, 8 heads, d_k = 64, float32; ``sizes`` default to n = 256…1024 on a CPU
+    and 1024…8192 on an accelerator. Times and peaks come from :func:`time_and_peak_memory`
+    (``peak_bytes`` is ``None`` where the platform cannot measure it). Also returns a
+    description of the device. On a CPU the timings run on ``cpu_threads`` threads
+    (``None``: torch's setting). One thread by default: on a machine shared with other
+    processes, a loop of many small multi-threaded ops (the tiled form) stalls at every
+    thread barrier and its time says more about the neighbours than about the algorithm.
+    """
+    import torch.nn.functional as F  # the built-in, only as the yardstick of this measurement
+
+    device = torch.device(device) if device is not None else default_device()
+    sizes = sizes or by_device([256, 512, 1024], [1024, 2048, 4096, 8192], device)
+    methods = {"naive": scaled_dot_product_attention, "tiled": tiled_attention,
+               "built-in": F.scaled_dot_product_attention}
+    cost: dict[str, list[tuple[int, float, int | None]]] = {name: [] for name in methods}
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and cpu_threads is not None:
+        torch.set_num_threads(cpu_threads)
+    try:
+        with torch.no_grad():
+            for n in sizes:
+                q, k, v = (torch.randn(1, 8, n, 64, device=device) for _ in range(3))  # (N, H, L, E)
+                for name, fn in methods.items():
+                    seconds, peak = time_and_peak_memory(
+                        lambda fn=fn, q=q, k=k, v=v: fn(q, k, v), device, 1)
+                    cost[name].append((n, seconds, peak))
+    finally:
+        torch.set_num_threads(threads)
+    where = describe_device(device)
+    if device.type == "cpu" and cpu_threads is not None:
+        where += f" (timed on {cpu_threads} thread{'s' if cpu_threads > 1 else ''})"
+    return cost, where
 
 
 # ----------------------------------------------------------------------------------------

@@ -63,9 +63,9 @@ def four_panels(
     axes[3].set_xlabel("value column (digit 0–9)")
     axes[3].set_xticks(range(steps.output.shape[-1]))
     for ax in axes:
-        ax.set_ylabel("query")
+        ax.set_ylabel("query digit" + (" (true label)" if query_labels else ""))
         if query_labels is not None:
-            ax.set_yticks(range(L), [f"a {d}" for d in query_labels], fontsize=7)
+            ax.set_yticks(range(L), [f"true {d}" for d in query_labels], fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -132,21 +132,27 @@ def softmax_saturation(
 
 @figure("s4_head_maps")
 def head_maps(
-    weights: torch.Tensor | None = None, num_heads: int = 4, seq_len: int = 12, d_model: int = 32
+    weights: torch.Tensor | None = None,
+    num_heads: int = 4,
+    seq_len: int = 10,
+    d_model: int | None = None,
 ) -> Figure:
     """One attention map per head: ``weights`` of shape (H, L, S) (§4.3).
 
-    By default: a random :class:`~la_dl.attention.MultiHeadAttention` with d_model = 32
-    applied to sinusoidal positions plus noise; each head's own projections give it its own
-    pattern of relevance.
+    By default: :func:`example_head_weights`, a seeded random
+    :class:`~la_dl.attention.MultiHeadAttention` (``d_model`` = 32 unless given) applied to
+    sinusoidal positions plus noise, the layer the §4.3 notebook draws; each head's own
+    projections give it its own pattern of relevance. Pass ``d_model`` with your own
+    ``weights`` to have each title show ``d_k = d_model / H``.
     """
     if weights is None:
+        d_model = d_model or 32
         weights = example_head_weights(num_heads, seq_len, d_model)
     H = weights.shape[0]
     fig, axes = plt.subplots(1, H, figsize=(min(2.6 * H + 0.6, 12), 2.8), squeeze=False)
     for h, ax in enumerate(axes[0]):
         ax.imshow(weights[h].detach().cpu().numpy(), cmap=CMAP_SEQUENTIAL, vmin=0)
-        ax.set_title(f"head {h + 1} ($d_k$ = {d_model // H})", fontsize=9)
+        ax.set_title(f"head {h + 1}" + (f" ($d_k$ = {d_model // H})" if d_model else ""), fontsize=9)
         ax.set(xlabel="key position", ylabel="query position" if h == 0 else None)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -156,16 +162,22 @@ def head_maps(
 
 
 def example_head_weights(num_heads: int, seq_len: int, d_model: int = 32, seed: int = 0) -> torch.Tensor:
-    """(H, L, L) weights of a seeded random MultiHeadAttention on positions + noise."""
+    """(H, L, L) weights of a seeded random float64 MultiHeadAttention on positions + noise.
+
+    The input is ``sinusoidal_positional_encoding(seq_len, d_model) + 0.5·N(0, 1)`` noise drawn
+    from its own generator; the layer is initialised right after ``torch.manual_seed(seed)``,
+    exactly like an ``nn.MultiheadAttention`` created at that point (the §4.3 notebook checks
+    that its maps equal these).
+    """
     from la_dl.transformer import sinusoidal_positional_encoding
 
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    mha = attention.MultiHeadAttention(d_model, num_heads, batch_first=True)
-    x = sinusoidal_positional_encoding(seq_len, d_model) + 0.5 * torch.randn(seq_len, d_model,
-                                                                              generator=gen)
+    mha = attention.MultiHeadAttention(d_model, num_heads, batch_first=True, dtype=torch.float64)
+    noise = torch.randn(seq_len, d_model, generator=gen, dtype=torch.float64)  # (L, E)
+    x = sinusoidal_positional_encoding(seq_len, d_model, dtype=torch.float64) + 0.5 * noise  # (L, E)
     with torch.no_grad():
-        _, w = mha(x[None] * 2, x[None] * 2, x[None] * 2, average_attn_weights=False)
+        _, w = mha(x[None], x[None], x[None], average_attn_weights=False)  # (1, H, L, L)
     return w[0]  # (H, L, L)
 
 
@@ -180,7 +192,7 @@ def attention_cost(
     taken now on the default device (8 heads, d = 64; n up to 1024 on a CPU, 8192 on a GPU).
     """
     if measurements is None:
-        measurements, device_name = measure_attention_cost()
+        measurements, device_name = attention.measure_attention_cost()
     colors = {"naive": RED, "tiled": BLUE, "built-in": GREEN}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
     for method, points in measurements.items():
@@ -206,47 +218,3 @@ def attention_cost(
         fig.suptitle(device_name, fontsize=9, color=GREY)
     fig.tight_layout()
     return fig
-
-
-def measure_attention_cost(
-    sizes: Sequence[int] | None = None,
-    device: torch.device | str | None = None,
-    cpu_threads: int | None = 1,
-) -> tuple[dict[str, list[tuple[int, float, int | None]]], str]:
-    """``(n, seconds, peak_bytes)`` of naive, tiled and built-in attention for each n.
-
-    On a CPU the timings run on ``cpu_threads`` threads (``None``: torch's setting). One
-    thread by default: on a machine shared with other processes, a loop of many small
-    multi-threaded ops (the tiled form) stalls at every thread barrier and its time says
-    more about the neighbours than about the algorithm.
-    """
-    import torch.nn.functional as F
-
-    from la_dl.device import by_device, default_device, describe_device
-
-    device = torch.device(device) if device is not None else default_device()
-    sizes = sizes or by_device([256, 512, 1024], [1024, 2048, 4096, 8192], device)
-    methods = {"naive": attention.scaled_dot_product_attention, "tiled": attention.tiled_attention,
-               "built-in": F.scaled_dot_product_attention}
-    cost: dict[str, list[tuple[int, float, int | None]]] = {name: [] for name in methods}
-    threads = torch.get_num_threads()
-    if device.type == "cpu" and cpu_threads is not None:
-        torch.set_num_threads(cpu_threads)
-    try:
-        _measure(cost, methods, sizes, device)
-    finally:
-        torch.set_num_threads(threads)
-    where = describe_device(device)
-    if device.type == "cpu" and cpu_threads is not None:
-        where += f" (timed on {cpu_threads} thread{'s' if cpu_threads > 1 else ''})"
-    return cost, where
-
-
-def _measure(cost: dict, methods: dict, sizes: Sequence[int], device: torch.device) -> None:
-    with torch.no_grad():
-        for n in sizes:
-            q, k, v = (torch.randn(1, 8, n, 64, device=device) for _ in range(3))
-            for name, fn in methods.items():
-                seconds, peak = attention.time_and_peak_memory(
-                    lambda fn=fn, q=q, k=k, v=v: fn(q, k, v), device, 1)
-                cost[name].append((n, seconds, peak))

@@ -66,7 +66,7 @@ def _column(ax, x0: float, pre: bool) -> None:
 
 @figure("s5_block_diagram")
 def block_diagram() -> Figure:
-    """The encoder layer from its four ingredients, post-norm and pre-norm side by side (§5)."""
+    """The encoder layer built from its four parts, post-norm and pre-norm side by side (§5)."""
     fig, ax = plt.subplots(figsize=(8, 5.2))
     _column(ax, 0.0, pre=False)
     _column(ax, 5.2, pre=True)

@@ -26,6 +26,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from la_dl._checks import check_floating, check_positive_int, check_tensor
 
 __all__ = [
+    "standardise",
     "batch_norm",
     "layer_norm",
     "rms_norm",
@@ -87,6 +88,28 @@ def _normalized_dims(fn: str, input: torch.Tensor, normalized_shape: ShapeLike) 
 
 
 # --------------------------------------------------------------------------- functions
+
+
+def standardise(input: torch.Tensor, dim: int | Sequence[int], eps: float = 1e-5) -> torch.Tensor:
+    """The one formula of §6.1, along any axes: ``x̂ = (x − μ) / sqrt(σ² + ε)``.
+
+    ``μ`` and the biased ``σ²`` are taken over ``dim`` (an int or a sequence of ints) and
+    broadcast back, so the output has the input's shape. No ``γ``, ``β`` and no running
+    statistics: this is the bare textbook step that every norm of §6 shares. On an ``(N, C)``
+    matrix, ``dim=0`` standardises the columns (what :func:`batch_norm` does in training) and
+    ``dim=1`` the rows (what :func:`layer_norm` does); on ``(B, C, H, W)`` feature maps the
+    same two layers use ``dim=(0, 2, 3)`` and ``dim=(1, 2, 3)``.
+    """
+    fn = "standardise"
+    _check_input(fn, input)
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    if not dims or any(isinstance(d, bool) or not isinstance(d, int) for d in dims):
+        raise ValueError(f"{fn}: expected dim to be an int or a non-empty sequence of ints but got {dim!r}")
+    if any(not -input.ndim <= d < input.ndim for d in dims):
+        raise ValueError(f"{fn}: expected dims in [-{input.ndim}, {input.ndim}) but got {dim!r}")
+    mean = input.mean(dims, keepdim=True)  # μ: 1 along dims, input's size elsewhere
+    var = input.var(dims, correction=0, keepdim=True)  # biased σ², same shape as μ
+    return (input - mean) / torch.sqrt(var + eps)  # x̂: input's shape
 
 
 def batch_norm(
@@ -329,7 +352,8 @@ def norm_flops(kind: str, d: int, elementwise_affine: bool = True) -> dict[str, 
     ===========  =============================================  ===========================
 
     RMSNorm drops the mean, the centring and β: about 4/7 of LayerNorm's work, and one
-    reduction over the row instead of two.
+    statistic per row instead of two. (FLOPs only: a fused LayerNorm kernel gathers μ and σ²
+    in one Welford pass over the row, so the wall-clock gain depends on the kernel.)
     """
     check_positive_int("d", "norm_flops", d)
     if kind == "layer":

@@ -22,6 +22,7 @@ from la_dl.norm import (
     layer_norm,
     norm_flops,
     rms_norm,
+    standardise,
 )
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
@@ -262,6 +263,18 @@ def test_batch_norm_columns_are_standardised(device):
     torch.testing.assert_close(y.var(0, correction=0), torch.ones(8, device=device, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("shape, dims, other", [((64, 8), 0, "batch"), ((64, 8), 1, "layer"),
+                                                 ((4, 3, 5, 5), (0, 2, 3), "batch"),
+                                                 ((4, 3, 5, 5), (1, 2, 3), "layer")])
+def test_standardise_is_batch_norm_or_layer_norm_by_axis(device, shape, dims, other):
+    x = torch.randn(*shape, device=device, dtype=torch.float64).mT * 3 + 1  # non-contiguous
+    x = x.mT
+    expected = (batch_norm(x, None, None, training=True) if other == "batch"
+                else layer_norm(x, x.shape[1:]))
+    torch.testing.assert_close(standardise(x, dims), expected)
+    assert standardise(x, dims).shape == x.shape
+
+
 # --------------------------------------------------------------------------- modules
 
 
@@ -373,6 +386,12 @@ def test_errors():
         batch_norm(x, None, None, training=False)
     with pytest.raises(ValueError, match="batch_norm: expected running_mean and running_var both"):
         batch_norm(x, torch.zeros(3), None, training=True)
+    with pytest.raises(TypeError, match="standardise: expected input to have a floating-point dtype"):
+        standardise(torch.ones(2, 3, dtype=torch.long), 0)
+    with pytest.raises(ValueError, match="standardise: expected dim to be an int or a non-empty"):
+        standardise(x, ())
+    with pytest.raises(ValueError, match=r"standardise: expected dims in \[-2, 2\) but got 2"):
+        standardise(x, 2)
     with pytest.raises(ValueError, match="norm_flops: expected kind 'layer' or 'rms' but got 'batch'"):
         norm_flops("batch", 8)
     with pytest.raises(ValueError, match="norm_flops: expected d > 0 but got 0"):

@@ -107,13 +107,18 @@ def draw_signal(axes: Sequence[Axes], run: init.SignalPropagation, label: str, c
     layers = range(len(run.activation_norms))
     axes[0].plot(layers, run.activation_norms.cpu(), "o-", ms=3, color=color, label=label)
     axes[1].plot(layers, run.gradient_norms.cpu(), "o-", ms=3, color=color, label=label)
+    # Limits from every curve drawn so far on either panel (not from the current limits, which
+    # would clip a later, smaller curve), with at least a decade either side of 1 so that
+    # "flat" looks flat.
+    ys = torch.cat([torch.as_tensor(line.get_ydata(), dtype=torch.float64)
+                    for ax in axes for line in ax.get_lines()])
+    ys = ys[ys > 0]
+    low, high = min(ys.min().item() / 3, 0.1), max(ys.max().item() * 3, 10.0)
     for ax, what in zip(axes, ("forward: RMS of activations $H_\\ell$",
                                "backward: RMS of gradients $\\partial L/\\partial H_\\ell$")):
         ax.axhline(1.0, color=GREY, ls=":", lw=1)
-        ax.set(yscale="log", xlabel="layer ℓ", title=what)
+        ax.set(yscale="log", xlabel="layer ℓ", title=what, ylim=(low, high))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        low, high = ax.get_ylim()  # at least a decade either side of 1, so "flat" looks flat
-        ax.set_ylim(min(low, 0.1), max(high, 10.0))
 
 
 @figure("s7_signal_propagation")

@@ -183,7 +183,9 @@ def update_spectrum(experiment: lora.FinetuneExperiment | None = None, seed: int
     shape = "×".join(map(str, noise.shape))
     ax1.plot(range(1, len(s) + 1), s / s[0], "-", color=GREY, label=f"random Gaussian {shape}")
     ax2.plot(range(1, len(s) + 1), energy_fraction(noise), "-", color=GREY, label=f"random {shape}")
-    # Rows of dead ReLU units never get a gradient: those σ's are exactly 0 (off the chart).
+    # Some rows and columns of ΔW never get a gradient, so the tail of σ's is 0 (off the chart):
+    # columns for inputs that are always 0 on the new task (blank pixels for fc1, silent fc1 units
+    # for fc2) and rows for ReLU units that never fire. fc1's rank stops at 64 − #blank pixels.
     ax1.set(yscale="log", xlabel="index i", ylabel="σ_i / σ_1", title="Spectrum of the update",
             ylim=(1e-4, 1.5))
     ax2.set(xscale="log", xlabel="top-k directions kept", ylabel="share of ‖ΔW‖²_F",

@@ -60,6 +60,7 @@ def axes_of_the_matrix(n_samples: int = 8, n_features: int = 12, seed: int = 0) 
 def distributions(n_show: int = 8, width: int = 32, relu: bool = True, seed: int = 0) -> Figure:
     """Per-feature and per-sample distributions of real activations before and after each norm.
 
+    The raw column has its own y-axis (the three normalised columns share one).
     Top row: ``n_show`` columns (features, active on most samples) over all 1,797 samples; BatchNorm lines
     them up. Bottom row: the first ``n_show`` rows (samples) over their ``width`` features;
     LayerNorm lines them up (mean 0, spread 1) and RMSNorm gives them RMS 1 but keeps their
@@ -69,7 +70,11 @@ def distributions(n_show: int = 8, width: int = 32, relu: bool = True, seed: int
     alive = (h > 0).float().mean(0) > 0.5  # skip ReLU features that are almost always 0
     h = torch.cat([h[:, alive], h[:, ~alive]], 1)  # the same matrix, live features first
     kinds = ["none", "batch", "layer", "rms"]
-    fig, axes = plt.subplots(2, 4, figsize=(11, 4.6), sharey="row")
+    fig, axes = plt.subplots(2, 4, figsize=(11, 4.6))
+    for row in range(2):  # the three normed panels share a y-axis; the raw one keeps its own,
+        for col in (2, 3):  # so each feature's offset and scale stay visible
+            axes[row, col].sharey(axes[row, 1])
+            axes[row, col].tick_params(labelleft=False)
     for col, kind in enumerate(kinds):
         y = apply_norm(kind, h)
         for row, (data, what) in enumerate([(y[:, :n_show].T, "feature"), (y[:n_show], "sample")]):
@@ -85,11 +90,12 @@ def distributions(n_show: int = 8, width: int = 32, relu: bool = True, seed: int
             ax.set_xticks(range(1, n_show + 1))
             ax.set_xticklabels([str(i) for i in range(n_show)], fontsize=7)
             if row == 0:
-                ax.set_title(NORM_LABELS[kind], color=NORM_COLORS[kind] if kind != "none" else "black")
+                title = NORM_LABELS[kind] + (" (own y-scale)" if kind == "none" else "")
+                ax.set_title(title, color=NORM_COLORS[kind] if kind != "none" else "black")
             ax.set_xlabel(f"{what} index")
         axes[0, 0].set_ylabel("per feature\n(a column, all samples)")
         axes[1, 0].set_ylabel("per sample\n(a row, all features)")
-    axes[0, 0].legend(fontsize=8, loc="lower left")
+    axes[0, 0].legend(fontsize=8, loc="best")
     what = "ReLU(XWᵀ + b)" if relu else "XWᵀ + b"
     fig.suptitle(f"Digits activations {what}: which axis does each norm standardise?", y=1.0)
     fig.tight_layout()

@@ -457,3 +457,15 @@ def test_digits_lookup_is_a_soft_nearest_neighbour():
     assert (out.argmax(-1) == lib.query_labels).float().mean() > 0.8
     with pytest.raises(ValueError, match=r"digits_lookup: expected n_keys \+ n_queries <= 1797"):
         digits_lookup(n_keys=1500, n_queries=500)
+
+
+def test_largest_tensor_bytes_sees_the_score_matrix_only_in_the_naive_form(device):
+    from la_dl.attention import largest_tensor_bytes
+
+    q, k, v = (torch.randn(2, 96, 16, device=device) for _ in range(3))
+    naive = largest_tensor_bytes(lambda: attention_steps(q, k, v))
+    tiled = largest_tensor_bytes(lambda: tiled_attention(q, k, v, block_size=32))
+    score_matrix = 2 * 96 * 96 * 4  # one (N, L, S) float32 matrix
+    assert naive == score_matrix
+    assert tiled < score_matrix and tiled <= 2 * 96 * 16 * 4 * 2  # tiles and output-sized tensors
+    assert largest_tensor_bytes(lambda: None) == 0

@@ -14,6 +14,11 @@ raises ``TypeError``/``ValueError`` in the style of the rest of ``la_dl``.
 Exercises are numbered across the book: 1–4 warm-up, 5–8 deeper, 9–12 code, 13–15
 open-ended (the pages ``chapters/10_exercises*.ipynb``). Exercise 7 (a proof) and 13–14
 (arguments) have no check; their worked solutions are in the book.
+
+The last part of the module holds the pieces of the worked solutions that are too long for a
+notebook cell: Exercise 9's toy task and model (:func:`which_comes_first`,
+:class:`SequenceClassifier`) and Exercise 14's LoRA fit and spectrum measure
+(:func:`fit_lora_adapter`, :func:`directions_for_energy`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from la_dl._checks import check_tensor
+from la_dl._checks import check_floating, check_ndim, check_positive_int, check_tensor
+from la_dl.lora import LoRALinear
+from la_dl.transformer import TransformerEncoder, TransformerEncoderLayer, sinusoidal_positional_encoding
 
 __all__ = [
     "WrongAnswer",
@@ -45,6 +52,10 @@ __all__ = [
     "check_bert_flops",
     "measure_encoder_flops",
     "check_conv3d_scaling",
+    "which_comes_first",
+    "SequenceClassifier",
+    "fit_lora_adapter",
+    "directions_for_energy",
 ]
 
 
@@ -344,8 +355,6 @@ def check_sequence_classifier(model: nn.Module, inputs: torch.Tensor, targets: t
         raise ValueError(
             f"{fn}: expected targets of shape ({inputs.shape[0]},) but got {tuple(targets.shape)}"
         )
-    from la_dl.transformer import TransformerEncoder
-
     encoders = [m for m in model.modules() if isinstance(m, (TransformerEncoder, nn.TransformerEncoder))]
     if not encoders:
         raise _wrong(ex, "the model has no TransformerEncoder; build it from "
@@ -539,3 +548,111 @@ def check_conv3d_scaling(param_ratio: float, flop_ratio: float, kernel_size: int
         raise _wrong(ex, f"FlopCounterMode measures a ratio of {want_flops:g}, you gave "
                          f"{flop_ratio:g}.{hint}")
     _ok(ex, f"parameters grow {want_params:g}× (K), FLOPs {want_flops:g}× (K·D)")
+
+
+# --------------------------------------------------------------------------- worked solutions (9, 14)
+
+
+def which_comes_first(n: int, length: int = 10, vocab: int = 8,
+                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exercise 9's toy task: does token 0 come before token 1?
+
+    Draws ``n`` sequences of ``length`` tokens. Every sequence holds exactly one ``0`` and one
+    ``1`` at two random places; all other places hold fillers from ``2 … vocab − 1``. The label
+    is 1 when the ``0`` comes first. Only the *order* of the two tokens decides the label, so a
+    model without positional information cannot beat a coin toss (§5).
+
+    Returns ``(tokens, labels)``: ``(n, length)`` and ``(n,)`` int64 tensors on the CPU.
+    """
+    fn = "which_comes_first"
+    n, length, vocab = (check_positive_int(name, fn, v) for name, v in
+                        (("n", n), ("length", length), ("vocab", vocab)))
+    if length < 2 or vocab < 3:
+        raise ValueError(f"{fn}: expected length ≥ 2 and vocab ≥ 3 (two marked tokens and a filler) "
+                         f"but got length={length}, vocab={vocab}")
+    tokens = torch.randint(2, vocab, (n, length), generator=generator)  # (n, length) fillers
+    where = torch.stack([torch.randperm(length, generator=generator)[:2] for _ in range(n)])  # (n, 2)
+    rows = torch.arange(n)
+    tokens[rows, where[:, 0]], tokens[rows, where[:, 1]] = 0, 1  # place the two marked tokens
+    return tokens, (where[:, 0] < where[:, 1]).long()  # label 1: the 0 comes first
+
+
+class SequenceClassifier(nn.Module):
+    """Exercise 9's model: a multi-layer Transformer encoder with a classification head.
+
+    ``logits = W_head · mean_t Encoder(E[tokens] + PE)_t + b_head``: embed the tokens, add the
+    sinusoidal positional encodings of §5, run ``num_layers`` post-norm encoder layers
+    (``la_dl.transformer``, FFN width ``2·d_model``, no dropout), average over the tokens and
+    map the average to ``num_classes`` logits. With ``positions=False`` the encodings are zero
+    and the whole model is invariant to permuting the tokens.
+    """
+
+    def __init__(self, vocab: int = 8, d_model: int = 32, nhead: int = 4, num_layers: int = 2,
+                 length: int = 10, num_classes: int = 2, positions: bool = True) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d_model)
+        pe = sinusoidal_positional_encoding(length, d_model)  # (L, E)
+        self.register_buffer("pe", pe if positions else torch.zeros_like(pe))
+        layer = TransformerEncoderLayer(d_model, nhead, 2 * d_model, dropout=0.0, batch_first=True)
+        self.encoder = TransformerEncoder(layer, num_layers)
+        self.head = nn.Linear(d_model, num_classes)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``tokens`` of shape ``(N, L)`` (integers below ``vocab``) → logits ``(N, num_classes)``."""
+        check_tensor("tokens", "SequenceClassifier", tokens)
+        check_ndim("tokens", "SequenceClassifier", tokens, 2)
+        h = self.encoder(self.embed(tokens) + self.pe)  # (N, L, E)
+        return self.head(h.mean(1))  # mean over tokens, then (N, num_classes)
+
+
+def fit_lora_adapter(weight: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor, r: int,
+                     steps: int = 300, lr: float = 1e-2) -> float:
+    """Exercise 14: fit a rank-``r`` LoRA adapter to a regression task; return the error left.
+
+    The frozen base layer has weight ``W₀`` (``weight``, ``(d_out, d_in)``, no bias). Only
+    ``A`` and ``B`` train, by ``steps`` steps of Adam on the mean squared error of
+    ``X(W₀ + (α/r)BA)ᵀ`` against ``Y`` (§8). Returns the remaining error relative to not
+    adapting at all, ``‖XW'ᵀ − Y‖_F / ‖XW₀ᵀ − Y‖_F``: near 0 when a rank-``r`` update
+    suffices, near 1 when it captures little of the change.
+    """
+    fn = "fit_lora_adapter"
+    for name, t in (("weight", weight), ("inputs", inputs), ("targets", targets)):
+        check_tensor(name, fn, t)
+        check_floating(name, fn, t)
+        check_ndim(name, fn, t, 2)
+    r, steps = check_positive_int("r", fn, r), check_positive_int("steps", fn, steps)
+    d_out, d_in = weight.shape
+    if inputs.shape[1] != d_in or targets.shape != (inputs.shape[0], d_out):
+        raise ValueError(f"{fn}: expected inputs (N, {d_in}) and targets (N, {d_out}) but got "
+                         f"{tuple(inputs.shape)} and {tuple(targets.shape)}")
+    base = nn.Linear(d_in, d_out, bias=False, device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        base.weight.copy_(weight)  # W₀
+    adapted = LoRALinear(base, r=r)  # freezes W₀; A random, B = 0
+    optimizer = torch.optim.Adam([adapted.lora_A, adapted.lora_B], lr=lr)
+    for _ in range(steps):
+        loss = F.mse_loss(adapted(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        unadapted = (inputs @ weight.T - targets).norm()  # (N, d_out) residual before adapting
+        return ((adapted(inputs) - targets).norm() / unadapted).item()
+
+
+def directions_for_energy(delta: torch.Tensor, share: float = 0.9) -> int:
+    """Exercise 14: the fewest singular directions that hold ``share`` of ``‖ΔW‖_F²``.
+
+    With singular values ``σ₁ ≥ σ₂ ≥ …`` of ``ΔW``, ``‖ΔW‖_F² = Σ σᵢ²``; the answer is the
+    smallest ``k`` with ``σ₁² + … + σ_k² ≥ share · Σ σᵢ²`` (§8). A rank-``r`` update needs at most
+    ``r``; an update spread like a random matrix needs most of its dimensions.
+    """
+    fn = "directions_for_energy"
+    check_tensor("delta", fn, delta)
+    check_floating("delta", fn, delta)
+    check_ndim("delta", fn, delta, 2)
+    share = _number(fn, "share", share)
+    if not 0 < share <= 1:
+        raise ValueError(f"{fn}: expected 0 < share ≤ 1 but got {share}")
+    energy = torch.linalg.svdvals(delta.detach().double()).pow(2).cumsum(0)  # σ₁² + … + σ_k²
+    return int((energy < share * energy[-1]).sum().item()) + 1

@@ -292,6 +292,52 @@ def test_sequence_classifier_rejects(device):
         ex.check_sequence_classifier(_encoder(2).to(device), x, y)
 
 
+def test_which_comes_first_marks_two_tokens_and_labels_their_order():
+    tokens, labels = ex.which_comes_first(200, length=7, vocab=5, generator=torch.Generator().manual_seed(1))
+    assert tokens.shape == (200, 7) and labels.shape == (200,) and tokens.dtype == labels.dtype == torch.long
+    assert ((tokens == 0).sum(1) == 1).all() and ((tokens == 1).sum(1) == 1).all() and tokens.max() < 5
+    first0 = (tokens == 0).long().argmax(1) < (tokens == 1).long().argmax(1)
+    assert torch.equal(labels, first0.long()) and 50 < labels.sum() < 150  # both classes occur
+    again = ex.which_comes_first(200, length=7, vocab=5, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(again[0], tokens)  # the generator makes it reproducible
+    with pytest.raises(ValueError, match="length ≥ 2 and vocab ≥ 3"):
+        ex.which_comes_first(4, vocab=2)
+    with pytest.raises(TypeError, match="expected n to be an int"):
+        ex.which_comes_first(4.0)
+
+
+def test_sequence_classifier_model(device):
+    torch.manual_seed(0)
+    tokens, _ = ex.which_comes_first(6, generator=torch.Generator().manual_seed(0))
+    tokens = tokens.to(device)
+    model = ex.SequenceClassifier(num_layers=3, num_classes=3).to(device).eval()
+    assert model(tokens).shape == (6, 3) and model.encoder.num_layers == 3
+    blind = ex.SequenceClassifier(positions=False).to(device).eval()
+    with torch.no_grad():  # without positions the model cannot see order
+        torch.testing.assert_close(blind(tokens.flip(1)), blind(tokens), atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(model(tokens.flip(1)), model(tokens), atol=1e-5)
+    with pytest.raises(ValueError, match="SequenceClassifier"):
+        model(tokens[0])
+
+
+def test_fit_lora_adapter_and_update_energy(device):
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    d = 16
+    W0 = torch.randn(d, d, generator=g).to(device) / 4
+    X = torch.randn(256, d, generator=g).to(device)
+    shift = (torch.randn(d, 1, generator=g) @ torch.randn(1, d, generator=g)).to(device) / 4  # rank 1
+    P = torch.eye(d)[torch.randperm(d, generator=g)].to(device)
+    assert ex.fit_lora_adapter(W0, X, X @ (W0 + shift).T, r=2) < 0.05  # rank 2 covers a rank-1 change
+    assert ex.fit_lora_adapter(W0, X, X @ (W0 @ P).T, r=1, steps=100) > 0.3  # a permutation does not fit
+    assert ex.directions_for_energy(shift) == 1
+    assert ex.directions_for_energy(torch.eye(10)) == 9 and ex.directions_for_energy(torch.eye(10), 1.0) == 10
+    with pytest.raises(ValueError, match="inputs \\(N, 16\\)"):
+        ex.fit_lora_adapter(W0, X[:, :3], X, r=2)
+    with pytest.raises(ValueError, match="0 < share ≤ 1"):
+        ex.directions_for_energy(shift, share=1.5)
+
+
 # --------------------------------------------------------------------------- exercise 10
 
 

@@ -88,7 +88,8 @@ def bert_flops(
 
     Left: total FLOPs per component (log-log) with, as black rings, the matmul totals measured
     by ``FlopCounterMode`` (``measured``, ``{seq_len: FLOPs}``). Right: each component's share
-    of the total; attention's ``4 n² E`` term takes over once ``n`` passes a few times ``E``.
+    of the total. The attention sublayer (projections and the ``4 n² E`` products) passes the
+    FFN at ``n = F − 2E`` (256 for BERT-tiny, where their matmul FLOPs tie).
     """
     groups = [_flops.group_flops(_flops.encoder_flops(config, n)) for n in seq_lens]
     names = list(groups[0])

@@ -44,9 +44,9 @@ from typing import Any
 
 import torch
 
-from la_dl.attention import peak_memory
 from la_dl.device import describe_device, synchronize
 from la_dl.flops import median_time
+from la_dl.measure import peak_memory
 
 __all__ = [
     "Context", "Check", "Result", "compare", "measure_peak", "format_table", "write_json",
@@ -160,7 +160,7 @@ def default_threads(device: torch.device) -> int | None:
 
 
 def measure_peak(fns: dict[str, Callable[[], object]], device: torch.device) -> dict[str, int | None]:
-    """Peak extra memory of one call of each (``la_dl.attention.peak_memory``; None if unknown)."""
+    """Peak extra memory of one call of each (``la_dl.measure.peak_memory``; None if unknown)."""
     return {name: peak_memory(fn, device) for name, fn in fns.items()}
 
 

@@ -11,7 +11,7 @@ For n = 512 … 8192 (batch 1, 8 heads, head size 64, float32), full and causal,
 * ``torch``: ``F.scaled_dot_product_attention``,
 
 with ``torch.utils.benchmark`` (medians), and the peak extra memory of one call with
-``la_dl.attention.peak_memory`` (on a CPU: the rise of the process's peak resident set over
+``la_dl.measure.peak_memory`` (on a CPU: the rise of the process's peak resident set over
 the call, glibc told to return freed pages first; on CUDA: the caching allocator's peak).
 The naive form is skipped above ``--naive-max-n`` (default 4096: at 8192 it would need about
 4 × 2 GiB on a machine shared with others); its memory there is extrapolated, and says so.
@@ -34,8 +34,9 @@ import torch.nn.functional as F
 from torch.utils import benchmark
 
 from bench._harness import Check, Context, Result, compare, measure_peak, seconds_per_call
-from la_dl.attention import peak_memory, scaled_dot_product_attention, tiled_attention
+from la_dl.attention import scaled_dot_product_attention, tiled_attention
 from la_dl.device import default_device, describe_device
+from la_dl.measure import peak_memory
 
 NAME = "attention"
 TARGET_RATIO = 2.5

@@ -17,6 +17,7 @@ module                 book section
 ``la_dl.lora``         §8 LoRA
 ``la_dl.flops``        FLOP counts of a Transformer encoder
 ``la_dl.exercises``    checks a student runs on the exercises
+``la_dl.measure``      wall time and memory of a call (notebooks and benchmarks)
 =====================  ==============================================
 """
 

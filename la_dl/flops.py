@@ -598,9 +598,9 @@ def measure_attention(
 
     Returns ``{"naive": [(seconds, peak bytes), ...], "tiled": [...], "torch": [...]}``, one
     pair per size: medians from :func:`median_time`, peaks from
-    :func:`la_dl.attention.peak_memory` (``None`` where the device cannot tell).
+    :func:`la_dl.measure.peak_memory` (``None`` where the device cannot tell).
     """
-    from la_dl import attention
+    from la_dl import attention, measure
 
     device = torch.device(device) if device is not None else torch.device("cpu")
     forms: dict[str, list[tuple[float, int | None]]] = {"naive": [], "tiled": [], "torch": []}
@@ -615,5 +615,5 @@ def measure_attention(
         }
         with torch.no_grad():
             for name, call in calls.items():
-                forms[name].append((median_time(call, min_run_time), attention.peak_memory(call, device)))
+                forms[name].append((median_time(call, min_run_time), measure.peak_memory(call, device)))
     return forms

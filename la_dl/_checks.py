@@ -61,3 +61,30 @@ def check_positive_int(name: str, fn: str, value: object) -> int:
     if value <= 0:
         raise ValueError(f"{fn}: expected {name} > 0 but got {value}")
     return value
+
+
+def check_linear_args(
+    fn: str, input: object, weight: object, bias: object | None, name: str = "input"
+) -> None:
+    """The arguments of ``F.linear``: ``input (*, in_features)``, ``weight (out, in)``, ``bias (out,)``.
+
+    Shared by ``la_dl.mlp.linear`` and ``la_dl.backprop.linear_forward``, which take the same
+    arguments (``name`` is what the caller calls its input).
+    """
+    check_tensor(name, fn, input)
+    check_tensor("weight", fn, weight)
+    check_ndim("weight", fn, weight, 2)
+    if input.ndim == 0:
+        raise ValueError(f"{fn}: expected {name} to be at least 1-D (*, in_features) but got a 0-D tensor")
+    check_floating(name, fn, input)
+    out_features, in_features = weight.shape
+    if input.shape[-1] != in_features:
+        raise ValueError(
+            f"{fn}: expected {name} of shape (*, {in_features}) (its last dimension to equal weight's "
+            f"in_features {in_features}) but got {tuple(input.shape)} (weight {tuple(weight.shape)})"
+        )
+    if bias is not None:
+        check_tensor("bias", fn, bias)
+        if bias.shape != (out_features,):
+            raise ValueError(f"{fn}: expected bias of shape ({out_features},) but got {tuple(bias.shape)}")
+    check_same(fn, **{name: input, "weight": weight, "bias": bias})

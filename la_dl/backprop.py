@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import torch
 
-from la_dl._checks import check_floating, check_ndim, check_same, check_tensor
+from la_dl._checks import check_floating, check_linear_args, check_same, check_tensor
 
 __all__ = [
     "LinearCache",
@@ -98,23 +98,7 @@ def linear_forward(
     ``(H_out, H_in)`` (one neuron per row), ``bias`` is ``(H_out,)`` or ``None``; the
     output is ``(*, H_out)``.
     """
-    fn = "linear_forward"
-    x = _check_input("x", fn, x)
-    weight = _check_input("weight", fn, weight)
-    check_ndim("weight", fn, weight, 2)
-    if x.ndim < 1:
-        raise ValueError(f"{fn}: expected x to be at least 1-D (*, H_in) but got a 0-D tensor")
-    H_out, H_in = weight.shape
-    if x.shape[-1] != H_in:
-        raise ValueError(
-            f"{fn}: expected x of shape (*, {H_in}) to match weight {tuple(weight.shape)} "
-            f"but got {tuple(x.shape)}"
-        )
-    if bias is not None:
-        bias = _check_input("bias", fn, bias)
-        if bias.shape != (H_out,):
-            raise ValueError(f"{fn}: expected bias of shape ({H_out},) but got {tuple(bias.shape)}")
-    check_same(fn, x=x, weight=weight, bias=bias)
+    check_linear_args("linear_forward", x, weight, bias, name="x")
 
     z = x @ weight.T  # (*, H_out): every row of X against every neuron (row of W)
     if bias is not None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from la_dl._checks import check_floating, check_ndim, check_same, check_tensor
+from la_dl._checks import check_linear_args, check_ndim, check_tensor
 from la_dl.device import default_device, synchronize
 
 __all__ = [
@@ -49,26 +49,7 @@ def linear(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     ``weight`` is ``(out_features, in_features)`` (one neuron per row),
     ``bias`` is ``(out_features,)``. Returns ``(*, out_features)``.
     """
-    fn = "linear"
-    check_tensor("input", fn, input)
-    check_tensor("weight", fn, weight)
-    check_ndim("weight", fn, weight, 2)
-    if input.ndim == 0:
-        raise ValueError(f"{fn}: expected input with at least 1 dimension but got a 0-D tensor")
-    check_floating("input", fn, input)
-    out_features, in_features = weight.shape
-    if input.shape[-1] != in_features:
-        raise ValueError(
-            f"{fn}: expected input's last dimension to equal weight's in_features {in_features} "
-            f"but got input of shape {tuple(input.shape)} (weight {tuple(weight.shape)})"
-        )
-    if bias is not None:
-        check_tensor("bias", fn, bias)
-        if bias.shape != (out_features,):
-            raise ValueError(
-                f"{fn}: expected bias of shape ({out_features},) but got {tuple(bias.shape)}"
-            )
-    check_same(fn, input=input, weight=weight, bias=bias)
+    check_linear_args("linear", input, weight, bias)
 
     out = input @ weight.T  # (*, out_features): every sample against every neuron
     if bias is not None:

@@ -73,7 +73,7 @@ def test_linear_gradcheck():
         ((torch.randn(3, 4), torch.randn(5, 4, dtype=torch.float64)), TypeError, "dtype"),
         ((torch.ones(3, 4, dtype=torch.long), torch.ones(5, 4, dtype=torch.long)), TypeError, "floating"),
         (([[1.0]], torch.randn(1, 1)), TypeError, "torch.Tensor"),
-        ((torch.tensor(1.0), torch.randn(1, 1)), ValueError, "at least 1 dimension"),
+        ((torch.tensor(1.0), torch.randn(1, 1)), ValueError, "at least 1-D"),
     ],
 )
 def test_linear_bad_input(args, error, match):
